@@ -1,0 +1,161 @@
+"""Configuration checks run before any job: one clear message per problem."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from galmorph.errors import GalmorphError
+
+#: Galaxies in gz2_hart16 (Hart et al. 2016): no sample can be larger.
+GZ2_CATALOGUE_ROWS = 239_695
+
+
+class ConfigError(GalmorphError, ValueError):
+    """A configuration that cannot run; the message names the key."""
+
+
+def load_schema(path: str | Path) -> dict:
+    with open(path) as handle:
+        return yaml.safe_load(handle)
+
+
+def _key(path) -> str:
+    return ".".join(str(part) for part in path) or "(top level)"
+
+
+def _describe(error: jsonschema.ValidationError) -> str:
+    """Turn one jsonschema error into a sentence that names the config key."""
+    where = _key(error.absolute_path)
+    if error.validator == "additionalProperties":
+        allowed = sorted(error.schema.get("properties", {}))
+        extra = sorted(set(error.instance) - set(allowed))
+        parts = []
+        for name in extra:
+            close = difflib.get_close_matches(str(name), allowed, n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            parts.append(f"unknown key '{_key([*error.absolute_path, name])}'{hint}")
+        return "; ".join(parts) + f". Allowed here: {', '.join(allowed)}"
+    if error.validator == "required":
+        missing = error.message.split("'")[1]
+        return f"missing key '{_key([*error.absolute_path, missing])}'"
+    if error.validator == "type":
+        return (
+            f"config key '{where}' must be of type {error.validator_value}, "
+            f"got {error.instance!r} ({type(error.instance).__name__})"
+            + (
+                " (YAML reads 1e-3 as text: write 1.0e-3)"
+                if isinstance(error.instance, str) and "e" in error.instance.lower()
+                else ""
+            )
+        )
+    if error.validator == "enum":
+        return f"config key '{where}' is {error.instance!r}; choose one of {error.validator_value}"
+    if error.validator in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
+        relation = {
+            "minimum": ">=",
+            "exclusiveMinimum": ">",
+            "maximum": "<=",
+            "exclusiveMaximum": "<",
+        }[error.validator]
+        limit = error.validator_value
+        return f"config key '{where}' is {error.instance!r}; it must be {relation} {limit}"
+    return f"config key '{where}': {error.message}"
+
+
+def schema_errors(config: Mapping[str, Any], schema: Mapping[str, Any]) -> list[str]:
+    """All schema violations of ``config``, one sentence each."""
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
+    return [_describe(error) for error in errors]
+
+
+def consistency_errors(config: Mapping[str, Any]) -> list[str]:
+    """Problems no schema can express: limits that depend on other keys."""
+    problems = []
+    sample, images, reduction = config["sample"], config["images"], config["reduction"]
+    wanted = sample["n_train"] + sample["n_test"]
+    if config["dataset"] == "demo":
+        demo = config["demo"]
+        supply = demo["n_galaxies"] - demo["n_malformed"]
+        if wanted > supply:
+            problems.append(
+                f"sample.n_train + sample.n_test = {wanted} but the demo sky has only "
+                f"{supply} labelled galaxies with an image (demo.n_galaxies - demo.n_malformed): "
+                "lower the sample sizes or raise demo.n_galaxies"
+            )
+    elif config["dataset"] == "gz2" and wanted > GZ2_CATALOGUE_ROWS:
+        problems.append(
+            f"sample.n_train + sample.n_test = {wanted} but gz2_hart16 has only "
+            f"{GZ2_CATALOGUE_ROWS} galaxies"
+        )
+    if config["dataset"] == "gz2":
+        for key in ("hart16_url", "mapping_url"):
+            if not config["catalogue"][key]:
+                problems.append(f"config key 'catalogue.{key}' is empty; dataset gz2 needs a URL")
+    if config["dataset"] == "folder" and "folder" not in config:
+        problems.append("dataset is 'folder' but the 'folder' section is missing")
+    if config["dataset"] != "demo":
+        source_key = {"zip": "zip_url", "cutout": "cutout_url", "directory": "directory"}
+        key = source_key[images["source"]]
+        if config["dataset"] == "gz2" and not images.get(key):
+            problems.append(
+                f"config key 'images.{key}' is empty; images.source {images['source']!r} needs it"
+            )
+    for section in ("reduction", "cnn"):
+        if config[section]["crop"] > images["size"]:
+            problems.append(
+                f"config key '{section}.crop' is {config[section]['crop']}, larger than "
+                f"the stored images (images.size = {images['size']})"
+            )
+    if config["cnn"]["input_size"] > config["cnn"]["crop"]:
+        problems.append(
+            f"config key 'cnn.input_size' ({config['cnn']['input_size']}) is larger than "
+            f"cnn.crop ({config['cnn']['crop']}): the network would see upsampled pixels"
+        )
+    features = 3 * reduction["crop"] ** 2
+    limit = min(reduction["batch_size"], sample["n_train"], features)
+    if reduction["n_components"] > limit:
+        problems.append(
+            f"config key 'reduction.n_components' is {reduction['n_components']}, but an "
+            f"incremental PCA needs at most min(reduction.batch_size, sample.n_train, "
+            f"3 x crop^2) = {limit}"
+        )
+    clustering = config["clustering"]
+    counts = {
+        "clustering.kmeans.n_clusters": clustering["kmeans"]["n_clusters"],
+        "clustering.hierarchical.n_clusters": clustering["hierarchical"]["n_clusters"],
+        "clustering.gmm.n_components": clustering["gmm"]["n_components"],
+    }
+    for key, value in counts.items():
+        if value > sample["n_train"]:
+            problems.append(
+                f"config key '{key}' is {value}, more clusters than training galaxies "
+                f"(sample.n_train = {sample['n_train']})"
+            )
+    if config["images"]["n_shards"] > min(sample["n_train"], sample["n_test"]):
+        problems.append(
+            f"config key 'images.n_shards' is {images['n_shards']}, more shards than "
+            "galaxies in a split; every shard must hold at least one galaxy"
+        )
+    return problems
+
+
+def validate(config: Mapping[str, Any], schema: Mapping[str, Any]) -> None:
+    """Raise :class:`ConfigError` listing every problem of ``config``.
+
+    Schema problems are reported first; consistency checks run only on a
+    config that passes the schema, so they can rely on types and keys.
+    """
+    problems = schema_errors(config, schema)
+    if not problems:
+        problems = consistency_errors(config)
+    if problems:
+        raise ConfigError(
+            "invalid configuration:\n" + "\n".join(f"  - {problem}" for problem in problems)
+        )
