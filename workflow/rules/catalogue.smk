@@ -1,1 +1,89 @@
-# Rules of this stage are being written; see the stage's issue.
+# Catalogue download and the labelled train/test sample.
+
+
+localrules:
+    download_catalogue,
+    image_index,
+
+
+rule download_catalogue:
+    input:
+        unpack(demo_catalogue_inputs),
+    output:
+        hart16=f"resources/{DATASET}/gz2_hart16.csv.gz",
+        mapping=f"resources/{DATASET}/gz2_filename_mapping.csv",
+    params:
+        urls={"hart16": catalogue_url("hart16"), "mapping": catalogue_url("mapping")},
+        sha256={
+            "hart16": config["catalogue"].get("hart16_sha256", ""),
+            "mapping": config["catalogue"].get("mapping_sha256", ""),
+        },
+        retries=config["catalogue"]["retries"],
+        backoff_s=config["catalogue"]["backoff_s"],
+        timeout_s=config["catalogue"]["timeout_s"],
+    log:
+        "logs/catalogue/download_catalogue.log",
+    conda:
+        env("data")
+    script:
+        "../../scripts/download_catalogue.py"
+
+
+rule image_index:
+    input:
+        unpack(demo_zip_input),
+    output:
+        index=f"resources/{DATASET}/image_index.txt",
+    params:
+        source=config["images"]["source"],
+        zip_url=images_zip_url(),
+        directory=config["images"]["directory"],
+        retries=config["images"]["retries"],
+        timeout_s=config["images"]["timeout_s"],
+    log:
+        "logs/catalogue/image_index.log",
+    conda:
+        env("data")
+    script:
+        "../../scripts/image_index.py"
+
+
+rule sample:
+    input:
+        unpack(sample_inputs),
+    output:
+        train="results/sample/train.csv",
+        test="results/sample/test.csv",
+        summary="results/sample/summary.json",
+        histogram_train=report(
+            "results/sample/class_histogram_train.png",
+            category="Sample",
+            caption="../report/sample_histogram.rst",
+            labels={"split": "train"},
+        ),
+        histogram_test=report(
+            "results/sample/class_histogram_test.png",
+            category="Sample",
+            caption="../report/sample_histogram.rst",
+            labels={"split": "test"},
+        ),
+    params:
+        n_train=config["sample"]["n_train"],
+        n_test=config["sample"]["n_test"],
+        seed=config["seed"],
+    log:
+        "logs/sample/sample.log",
+    conda:
+        env("data")
+    resources:
+        mem_mb=4000,
+    script:
+        "../../scripts/sample.py"
+
+
+TARGETS["sample"] = [
+    "results/sample/train.csv",
+    "results/sample/test.csv",
+    "results/sample/summary.json",
+    *sample_figures(),
+]

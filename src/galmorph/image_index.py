@@ -1,0 +1,42 @@
+"""Which galaxies have an image: the sample keeps only those."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from galmorph.errors import InputDataError
+
+_JPG = re.compile(r"^(\d+)\.jpe?g$", re.IGNORECASE)
+
+
+def zip_asset_ids(url: str, *, timeout_s: float, retries: int) -> list[int]:
+    """Asset ids of the ``images/<asset_id>.jpg`` members of an images_gz2.zip-style archive.
+
+    Only the zip's central directory is read (HTTP range requests for a
+    remote archive), never the images.
+    """
+    from galmorph.remote_zip import ZipIndex, asset_ids
+
+    return sorted(asset_ids(ZipIndex.open(url, timeout_s=timeout_s, retries=retries)))
+
+
+def directory_asset_ids(directory: str | Path) -> list[int]:
+    """Asset ids of the ``<asset_id>.jpg`` files in a folder."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise InputDataError(
+            f"images.directory {str(directory)!r} is not a folder; set it to the folder "
+            "holding <asset_id>.jpg files"
+        )
+    ids = [int(m.group(1)) for p in directory.iterdir() if (m := _JPG.match(p.name))]
+    if not ids:
+        raise InputDataError(f"no <asset_id>.jpg file in {directory}")
+    return sorted(ids)
+
+
+def write_index(ids: list[int], path: str | Path) -> None:
+    from galmorph.io import atomic_path
+
+    with atomic_path(path) as temporary:
+        temporary.write_text("".join(f"{i}\n" for i in ids))
