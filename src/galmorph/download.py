@@ -1,0 +1,453 @@
+"""Robust downloads: retries with backoff, resume, atomic files, checksums.
+
+:func:`fetch` copies one URL (``http(s)://``, ``file://`` or a plain local
+path) to a local file. The lower-level helpers (:func:`http_get`,
+:func:`with_retries`, :func:`local_path`) are shared with
+:mod:`galmorph.remote_zip` and :mod:`galmorph.acquire`. Only the standard
+library speaks HTTP, so the download environment needs nothing else.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import logging
+import os
+import socket
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+from tqdm import tqdm
+
+from galmorph.errors import DownloadError
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+USER_AGENT = "galmorph/0.1 (+https://github.com/galmorph)"
+CHUNK_BYTES = 256 * 1024
+#: Upper bound of one wait between attempts, whatever the backoff or Retry-After.
+MAX_WAIT_S = 60.0
+
+
+class TransientError(Exception):
+    """A failure worth another attempt: connection errors, timeouts, 5xx, 429, short bodies.
+
+    ``retry_after_s`` carries a server's ``Retry-After`` hint when it gave one.
+    """
+
+    def __init__(self, message: str, retry_after_s: float | None = None):
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+def is_remote(url: str) -> bool:
+    """True for ``http://`` and ``https://`` URLs."""
+    return urllib.parse.urlsplit(str(url)).scheme.lower() in ("http", "https")
+
+
+def local_path(url_or_path: str | os.PathLike) -> Path | None:
+    """The filesystem path of a ``file://`` URL or plain path; ``None`` for remote URLs.
+
+    Raises
+    ------
+    DownloadError
+        For a scheme other than ``http``, ``https`` or ``file``.
+    """
+    text = os.fspath(url_or_path)
+    parts = urllib.parse.urlsplit(text)
+    scheme = parts.scheme.lower()
+    if scheme in ("http", "https"):
+        return None
+    if scheme == "file":
+        if parts.netloc not in ("", "localhost"):
+            raise DownloadError(f"{text}: file:// URLs must name a local path (file:///abs/path)")
+        return Path(urllib.request.url2pathname(parts.path))
+    # A Windows drive letter parses as a one-letter scheme.
+    if scheme and len(scheme) > 1:
+        raise DownloadError(
+            f"{text}: unsupported URL scheme {parts.scheme!r}; use http(s)://, file:// "
+            "or a plain local path"
+        )
+    return Path(text)
+
+
+def _retry_after(headers) -> float | None:
+    value = headers.get("Retry-After") if headers is not None else None
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:  # an HTTP date: fall back to our own backoff
+        return None
+
+
+def describe_error(error: BaseException) -> str:
+    """A short human description of a network error."""
+    if isinstance(error, urllib.error.HTTPError):
+        return f"HTTP {error.code} {error.reason}"
+    if isinstance(error, urllib.error.URLError):
+        reason = error.reason
+        if isinstance(reason, socket.gaierror):
+            return f"host name could not be resolved ({reason.strerror})"
+        if isinstance(reason, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(reason, TimeoutError | socket.timeout):
+            return "timed out"
+        return str(reason)
+    if isinstance(error, TimeoutError | socket.timeout):
+        return "timed out"
+    if isinstance(error, http.client.IncompleteRead):
+        return f"connection closed after {len(error.partial)} bytes of the body"
+    return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+
+
+def classify(error: BaseException) -> Exception:
+    """Map an exception from urllib/http.client to :class:`TransientError` or a final error.
+
+    HTTP 4xx other than 429 is final (retrying cannot help); everything on the
+    network path (refused, reset, timeout, DNS, 5xx, 429, short body) is transient.
+    """
+    if isinstance(error, TransientError | DownloadError):
+        return error
+    if isinstance(error, urllib.error.HTTPError):
+        message = describe_error(error)
+        if error.code == 429 or error.code >= 500:
+            return TransientError(message, _retry_after(error.headers))
+        return DownloadError(message)
+    if isinstance(error, urllib.error.URLError | OSError | http.client.HTTPException):
+        return TransientError(describe_error(error))
+    return error  # a programming error: let it surface as is
+
+
+def with_retries(
+    attempt: Callable[[], T],
+    *,
+    retries: int,
+    backoff_s: float,
+    what: str,
+    on_retry: Callable[[int, Exception], None] | None = None,
+) -> T:
+    """Call ``attempt()`` up to ``retries`` times, waiting ``backoff_s * 2**k`` in between.
+
+    Only :class:`TransientError` (or a network exception :func:`classify` maps to
+    it) is retried. The final failure is a :class:`DownloadError` naming ``what``.
+
+    Parameters
+    ----------
+    attempt : callable
+        One try; raises on failure.
+    retries : int
+        Attempts in total (at least one is made).
+    backoff_s : float
+        First wait; doubled after each failed attempt, capped at one minute.
+        A server's ``Retry-After`` is honoured when longer.
+    what : str
+        Names the thing fetched in messages (usually the URL).
+    """
+    attempts = max(1, int(retries))
+    last: TransientError | None = None
+    for number in range(1, attempts + 1):
+        try:
+            return attempt()
+        except Exception as raw:  # noqa: BLE001 - classified just below
+            error = classify(raw)
+            if not isinstance(error, TransientError):
+                if isinstance(error, DownloadError) and what not in str(error):
+                    raise DownloadError(f"{what}: {error}") from raw
+                raise error from raw
+            last = error
+            if number == attempts:
+                break
+            wait = min(MAX_WAIT_S, backoff_s * 2 ** (number - 1))
+            if error.retry_after_s is not None:
+                wait = min(MAX_WAIT_S, max(wait, error.retry_after_s))
+            log.warning(
+                "%s: attempt %d/%d failed (%s); retrying in %.1f s",
+                what,
+                number,
+                attempts,
+                error,
+                wait,
+            )
+            if on_retry is not None:
+                on_retry(number, error)
+            time.sleep(wait)
+    raise DownloadError(f"{what}: failed after {attempts} attempt(s); last error: {last}")
+
+
+def open_url(url: str, *, timeout_s: float, headers: dict[str, str] | None = None):
+    """Open ``url`` with urllib (redirects followed); the caller closes the response."""
+    request_headers = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity"}
+    request_headers.update(headers or {})
+    request = urllib.request.Request(url, headers=request_headers)
+    return urllib.request.urlopen(request, timeout=timeout_s)  # noqa: S310 - scheme checked
+
+
+def _read_exactly(response, length: int | None) -> bytes:
+    """Read a whole body; a body shorter than Content-Length is a TransientError."""
+    try:
+        data = response.read()
+    except http.client.IncompleteRead as error:
+        raise TransientError(describe_error(error)) from error
+    if length is not None and len(data) != length:
+        raise TransientError(
+            f"truncated body: received {len(data)} of {length} bytes announced by Content-Length"
+        )
+    return data
+
+
+def _content_length(response) -> int | None:
+    value = response.headers.get("Content-Length")
+    return int(value) if value is not None and value.isdigit() else None
+
+
+def http_get(url: str, *, timeout_s: float, byte_range: tuple[int, int] | None = None) -> bytes:
+    """One GET attempt returning the whole body (or the inclusive ``byte_range``).
+
+    Raises
+    ------
+    TransientError
+        Network failures, 5xx/429 and bodies shorter than announced.
+    DownloadError
+        4xx answers, and a ranged request the server answered with the whole
+        file (it ignores ``Range``): reading on would download all of it.
+    """
+    headers = {}
+    if byte_range is not None:
+        start, stop = byte_range
+        headers["Range"] = f"bytes={start}-{stop}"
+    try:
+        with open_url(url, timeout_s=timeout_s, headers=headers) as response:
+            if byte_range is not None and response.status != 206:
+                raise range_ignored_error(url, response.status)
+            return _read_exactly(response, _content_length(response))
+    except (TransientError, DownloadError):
+        raise
+    except Exception as error:  # noqa: BLE001 - classified
+        raise classify(error) from error
+
+
+def range_ignored_error(url: str, status: int) -> DownloadError:
+    return DownloadError(
+        f"{url}: the server answered a byte-range request with HTTP {status} instead of "
+        "206 Partial Content, i.e. it ignores Range and would send the whole file. "
+        "Reading single zip members needs range support: download the archive elsewhere "
+        "and set images.zip_url to its local path (or a file:// URL)."
+    )
+
+
+def read_bytes(
+    url_or_path: str, *, timeout_s: float = 60.0, retries: int = 5, backoff_s: float = 1.0
+) -> bytes:
+    """The whole content of a small URL or local file, with retries for remote ones."""
+    path = local_path(url_or_path)
+    if path is not None:
+        try:
+            return path.read_bytes()
+        except FileNotFoundError as error:
+            raise DownloadError(f"{url_or_path}: no such file ({path})") from error
+    return with_retries(
+        lambda: http_get(url_or_path, timeout_s=timeout_s),
+        retries=retries,
+        backoff_s=backoff_s,
+        what=url_or_path,
+    )
+
+
+def sha256_of(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _progress(total: int | None, initial: int, name: str, enabled: bool) -> tqdm:
+    return tqdm(
+        total=total,
+        initial=initial,
+        desc=name,
+        unit="B",
+        unit_scale=True,
+        unit_divisor=1024,
+        file=sys.stderr,
+        mininterval=1.0,
+        disable=not enabled,
+    )
+
+
+def _http_attempt(url: str, part: Path, *, timeout_s: float, progress: bool) -> None:
+    """One attempt: continue ``part`` with a Range request if it has data, else start over."""
+    offset = part.stat().st_size if part.exists() else 0
+    headers = {"Range": f"bytes={offset}-"} if offset else {}
+    try:
+        response = open_url(url, timeout_s=timeout_s, headers=headers)
+    except urllib.error.HTTPError as error:
+        if error.code == 416 and offset:
+            # Nothing left past our offset: either the .part is already complete
+            # (kill after the last byte) or it is stale; the size tells.
+            total = error.headers.get("Content-Range", "").rpartition("/")[2]
+            if total.isdigit() and int(total) == offset:
+                return
+            part.unlink(missing_ok=True)
+            raise TransientError("stale partial file (HTTP 416); restarting") from error
+        raise
+    with response:
+        length = _content_length(response)
+        if offset and response.status == 206:
+            start = response.headers.get("Content-Range", "").removeprefix("bytes ")
+            if not start.startswith(f"{offset}-"):
+                part.unlink(missing_ok=True)
+                raise TransientError(f"unexpected Content-Range {start!r}; restarting")
+            mode = "ab"
+        else:
+            if offset:
+                log.info("%s: server does not resume (HTTP %d); restarting", url, response.status)
+            offset, mode = 0, "wb"
+        total = offset + length if length is not None else None
+        received = 0
+        with (
+            open(part, mode) as handle,
+            _progress(total, offset, part.name.removesuffix(".part"), progress) as bar,
+        ):
+            try:
+                while block := response.read(CHUNK_BYTES):
+                    handle.write(block)
+                    received += len(block)
+                    bar.update(len(block))
+            except http.client.IncompleteRead as error:
+                handle.write(error.partial)
+                received += len(error.partial)
+                raise TransientError(describe_error(error)) from error
+            finally:
+                handle.flush()
+                os.fsync(handle.fileno())
+        if length is not None and received != length:
+            raise TransientError(f"truncated body: received {received} of {length} bytes; resuming")
+
+
+def _copy_local(source: Path, part: Path, *, url: str, progress: bool) -> None:
+    if not source.is_file():
+        raise DownloadError(
+            f"{url}: no such file ({source}). Check the path in the config "
+            "(a file:// URL needs an absolute path: file:///abs/path/name)"
+        )
+    with (
+        open(source, "rb") as reader,
+        open(part, "wb") as writer,
+        _progress(source.stat().st_size, 0, source.name, progress) as bar,
+    ):
+        while block := reader.read(CHUNK_BYTES):
+            writer.write(block)
+            bar.update(len(block))
+        writer.flush()
+        os.fsync(writer.fileno())
+
+
+def _offline_hint(url: str, dest: Path, config_key: str | None) -> str:
+    name = Path(urllib.parse.urlsplit(url).path).name or dest.name
+    key = config_key or "the URL's config key (e.g. catalogue.hart16_url)"
+    return (
+        f" Is this machine offline or the host down? Download the file elsewhere and "
+        f"set {key} to file:///path/to/{name}"
+    )
+
+
+def fetch(
+    url: str,
+    dest: str | Path,
+    *,
+    sha256: str | None = None,
+    retries: int = 5,
+    backoff_s: float = 1.0,
+    timeout_s: float = 60.0,
+    progress: bool = True,
+    config_key: str | None = None,
+) -> Path:
+    """Download ``url`` to ``dest`` atomically, resuming and retrying as needed.
+
+    Data goes to ``<dest>.part`` next to ``dest`` and is renamed to ``dest``
+    only once complete (and checksum-verified when ``sha256`` is given). A
+    ``.part`` left by an earlier failed or killed attempt is continued with a
+    ``Range: bytes=N-`` request when the server answers 206, else restarted.
+
+    Parameters
+    ----------
+    url : str
+        ``http://``, ``https://``, ``file://`` URL or a plain local path.
+    dest : path
+        The final file.
+    sha256 : str, optional
+        Expected hex digest; empty or ``None`` skips the check. On mismatch the
+        file is deleted and :class:`DownloadError` raised (not retried).
+    retries : int
+        Attempts in total; connection errors, timeouts, HTTP 5xx/429 and
+        truncated bodies are retried, other 4xx are not.
+    backoff_s : float
+        First wait between attempts, doubled each time.
+    timeout_s : float
+        Seconds without data before an attempt is abandoned.
+    progress : bool
+        Show a tqdm bar on stderr.
+    config_key : str, optional
+        The config key holding ``url``, named in error messages.
+
+    Returns
+    -------
+    Path
+        ``dest``.
+    """
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = dest.with_name(dest.name + ".part")
+    source = local_path(url)
+    if source is not None:
+        _copy_local(source, part, url=url, progress=progress)
+    else:
+        try:
+            with_retries(
+                lambda: _http_attempt(url, part, timeout_s=timeout_s, progress=progress),
+                retries=retries,
+                backoff_s=backoff_s,
+                what=url,
+            )
+        except DownloadError as error:
+            message = str(error)
+            if "failed after" in message:  # transient all the way: likely offline
+                message += "." + _offline_hint(url, dest, config_key)
+            raise DownloadError(message) from error
+    if sha256:
+        actual = sha256_of(part)
+        if actual.lower() != sha256.lower():
+            part.unlink(missing_ok=True)
+            key = f" ({config_key.replace('_url', '_sha256')})" if config_key else ""
+            raise DownloadError(
+                f"{url}: checksum mismatch: expected sha256 {sha256.lower()}{key}, got {actual}. "
+                "The download was deleted; rerun to fetch it again, or correct the checksum "
+                "if the file changed upstream."
+            )
+    os.replace(part, dest)
+    return dest
+
+
+__all__ = [
+    "DownloadError",
+    "TransientError",
+    "classify",
+    "describe_error",
+    "fetch",
+    "http_get",
+    "is_remote",
+    "local_path",
+    "open_url",
+    "range_ignored_error",
+    "read_bytes",
+    "sha256_of",
+    "with_retries",
+]
