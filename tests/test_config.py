@@ -36,7 +36,7 @@ def error_of(config):
 def test_shipped_configs_are_valid():
     base = default_config()
     validate(base, SCHEMA)
-    for name in ("gz2.yaml",):
+    for name in ("gz2.yaml", "sdss_gz1.yaml"):
         with open(REPO / "config" / name) as handle:
             validate(merged(base, yaml.safe_load(handle)), SCHEMA)
 

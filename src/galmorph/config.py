@@ -98,8 +98,17 @@ def consistency_errors(config: Mapping[str, Any]) -> list[str]:
         for key in ("hart16_url", "mapping_url"):
             if not config["catalogue"][key]:
                 problems.append(f"config key 'catalogue.{key}' is empty; dataset gz2 needs a URL")
-    if config["dataset"] == "folder" and "folder" not in config:
-        problems.append("dataset is 'folder' but the 'folder' section is missing")
+    if config["dataset"] == "folder":
+        folder = config.get("folder")
+        required = ("images", "labels", "id_column", "label_column", "filename_pattern")
+        if folder is None:
+            problems.append("dataset is 'folder' but the 'folder' section is missing")
+        else:
+            problems += [
+                f"missing key 'folder.{key}' (dataset is 'folder')"
+                for key in required
+                if key not in folder
+            ]
     if config["dataset"] != "demo":
         source_key = {"zip": "zip_url", "cutout": "cutout_url", "directory": "directory"}
         key = source_key[images["source"]]

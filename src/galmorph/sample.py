@@ -74,6 +74,12 @@ def read_image_index(path: str | Path) -> set[int]:
         return {int(line) for line in handle if line.strip()}
 
 
+def read_class_list(path: str | Path) -> list[str]:
+    """Class names in label order, one per line (``results/sample/classes.txt``)."""
+    with open(path) as handle:
+        return [line.strip() for line in handle if line.strip()]
+
+
 @dataclass
 class Sample:
     """The two splits and what was dropped on the way (for the log and summary)."""
@@ -188,14 +194,16 @@ def class_counts(frame: pd.DataFrame, class_names: Iterable[str] = CLASS_NAMES) 
     return frame["class"].value_counts().reindex(list(class_names), fill_value=0)
 
 
-def plot_class_histogram(frame: pd.DataFrame, path: str | Path, title: str) -> None:
+def plot_class_histogram(
+    frame: pd.DataFrame, path: str | Path, title: str, class_names: Iterable[str] = CLASS_NAMES
+) -> None:
     """Bar chart of galaxies per class, with the count on each bar."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    counts = class_counts(frame)
+    counts = class_counts(frame, class_names)
     fig, ax = plt.subplots(figsize=(8, 4), layout="constrained")
     bars = ax.bar(counts.index, counts.values, color="#4c72b0")
     ax.bar_label(bars, fontsize=8)

@@ -55,6 +55,7 @@ rule sample:
         train="results/sample/train.csv",
         test="results/sample/test.csv",
         summary="results/sample/summary.json",
+        classes="results/sample/classes.txt",
         histogram_train=report(
             "results/sample/class_histogram_train.png",
             category="Sample",
@@ -68,9 +69,11 @@ rule sample:
             labels={"split": "test"},
         ),
     params:
+        dataset=DATASET,
         n_train=config["sample"]["n_train"],
         n_test=config["sample"]["n_test"],
         seed=config["seed"],
+        folder=config.get("folder", {}),
     log:
         "logs/sample/sample.log",
     conda:
@@ -85,5 +88,6 @@ TARGETS["sample"] = [
     "results/sample/train.csv",
     "results/sample/test.csv",
     "results/sample/summary.json",
+    "results/sample/classes.txt",
     *sample_figures(),
 ]

@@ -58,7 +58,12 @@ def demo_zip_input(wildcards):
 
 
 def sample_inputs(wildcards):
-    """Catalogue, mapping and, unless a cutout service draws any galaxy, the image index."""
+    """Catalogue, mapping and, unless a cutout service draws any galaxy, the image index.
+
+    A folder dataset has its labels CSV and image folder instead.
+    """
+    if DATASET == "folder":
+        return {"labels": config["folder"]["labels"], "images": config["folder"]["images"]}
     inputs = {
         "hart16": f"resources/{DATASET}/gz2_hart16.csv.gz",
         "mapping": f"resources/{DATASET}/gz2_filename_mapping.csv",

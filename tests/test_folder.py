@@ -1,0 +1,86 @@
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from galmorph.errors import InputDataError
+from galmorph.folder import folder_galaxies, list_images, read_labels, stratified_split
+
+SDSS = Path(__file__).resolve().parents[2] / "shared" / "data" / "sdss_gz1_sample"
+SDSS_CLASSES = ["elliptical", "edge_on", "spiral_cw", "spiral_acw", "merger", "dont_know"]
+
+
+def write_images(folder, names):
+    folder.mkdir()
+    for name in names:
+        (folder / name).write_bytes(b"\xff\xd8 not decoded at this stage")
+    return folder
+
+
+def test_real_sdss_sample_gives_a_stratified_split():
+    labels = read_labels(SDSS / "labels.csv", "dr7objid", "gz1_class")
+    images = list_images(SDSS / "images", "{id}.jpeg")
+    galaxies, classes, counts = folder_galaxies(labels, images, SDSS_CLASSES)
+    assert counts["usable"] == len(galaxies) == 5011
+    assert classes == SDSS_CLASSES
+    assert galaxies["class"].value_counts()["elliptical"] == 3485
+    assert galaxies["asset_id"].dtype == "int64"
+    train, test = stratified_split(galaxies, 3500, 1500, seed=31)
+    assert len(train) == 3500 and len(test) == 1500
+    assert not set(train["asset_id"]) & set(test["asset_id"])
+    share = galaxies["class"].value_counts(normalize=True)
+    for split in (train, test):
+        observed = split["class"].value_counts(normalize=True)
+        assert (observed - share).abs().max() < 0.002
+    again, _ = stratified_split(galaxies, 3500, 1500, seed=31)
+    pd.testing.assert_frame_equal(train, again)
+
+
+@pytest.mark.parametrize(
+    ("encoding", "delimiter"),
+    [("utf-8", ","), ("utf-16", "\t"), ("cp1252", ";"), ("utf-8-sig", "|")],
+)
+def test_labels_in_other_encodings_and_delimiters(tmp_path, encoding, delimiter):
+    text = delimiter.join(["name", "morphologie"]) + "\n"
+    text += "".join(delimiter.join([f"g{i}", "élliptique" if i % 2 else "spirale"]) + "\n"
+                    for i in range(6))  # fmt: skip
+    path = tmp_path / "labels.csv"
+    path.write_bytes(text.encode(encoding))
+    labels = read_labels(path, "name", "morphologie")
+    assert labels["id"].tolist() == [f"g{i}" for i in range(6)]
+    assert set(labels["label"]) == {"élliptique", "spirale"}
+
+
+def test_missing_column_names_the_file_and_the_columns(tmp_path):
+    path = tmp_path / "labels.csv"
+    path.write_text("id;class\n1;a\n")
+    with pytest.raises(
+        InputDataError, match=r"no column 'dr7objid'.*'id', 'class'.*folder.id_column"
+    ):
+        read_labels(path, "dr7objid", "class")
+
+
+def test_mismatches_are_counted_and_string_ids_get_running_numbers(tmp_path):
+    folder = write_images(tmp_path / "img", ["a.png", "b.png", "c.png", "zz.png", "notes.txt"])
+    labels = pd.DataFrame(
+        {"id": ["a", "b", "c", "d", "b2", "e"], "label": ["x", "y", "x", "x", "", "w"]}
+    )
+    galaxies, classes, counts = folder_galaxies(labels, list_images(folder, "{id}.png"), ["x", "y"])
+    assert galaxies["image_id"].tolist() == ["a", "b", "c"]
+    assert galaxies["asset_id"].tolist() == [1, 2, 3]
+    assert counts["ids_without_image"] == 1  # d
+    assert counts["images_without_label"] == 1  # zz
+    assert counts["empty_labels"] == 1 and counts["unknown_labels"] == 1
+    assert classes == ["x", "y"]
+
+
+def test_nothing_usable_is_a_clear_error(tmp_path):
+    folder = write_images(tmp_path / "img", ["1.jpg"])
+    labels = pd.DataFrame({"id": ["2"], "label": ["x"]})
+    with pytest.raises(InputDataError, match="no usable labelled image.*ids without image 1"):
+        folder_galaxies(labels, list_images(folder, "{id}.jpg"), None)
+
+
+def test_missing_folder_is_named(tmp_path):
+    with pytest.raises(InputDataError, match="set folder.images"):
+        list_images(tmp_path / "nope", "{id}.jpg")
