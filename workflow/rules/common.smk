@@ -79,6 +79,41 @@ def images_zip_url():
     return config["images"]["zip_url"]
 
 
+def images_source():
+    """Keyword arguments of galmorph.acquire.make_source: where the images come from."""
+    images = config["images"]
+    return {
+        "kind": images["source"],
+        "zip_url": images_zip_url(),
+        "cutout_url": images["cutout_url"],
+        "cutout_scale": images["cutout_scale"],
+        "directory": images["directory"],
+    }
+
+
+def shards():
+    """The {shard} values of a split: ["0000", "0001", ...]."""
+    return [f"{shard:04d}" for shard in range(config["images"]["n_shards"])]
+
+
+def jpg_shards(split):
+    """The folders of a split's downloaded JPEGs, one per shard."""
+    return expand("results/images/jpg/{split}/shard_{shard}", split=split, shard=shards())
+
+
+def hdf5_shards(split):
+    """The HDF5 shard files of a split, in sample order (read with galmorph.hdf5)."""
+    return expand("results/images/hdf5/{split}/shard_{shard}.h5", split=split, shard=shards())
+
+
+def jpg_archive_inputs(wildcards):
+    """A split's JPEG folders and their failure lists, for its JPEG archive."""
+    return {
+        "shards": jpg_shards(wildcards.split),
+        "failures": [f"{folder}.failures.csv" for folder in jpg_shards(wildcards.split)],
+    }
+
+
 def sample_figures():
     return expand("results/sample/class_histogram_{split}.png", split=SPLITS)
 
