@@ -1,0 +1,454 @@
+"""Fetch the images of one shard of a split: parallel, retried, verified, resumable.
+
+Three sources give the JPEG of a galaxy:
+
+- :class:`ZipSource`: the member ``images/<asset_id>.jpg`` of an
+  images_gz2.zip-style archive, read locally or with HTTP range requests
+  (only the sampled members travel, never the whole archive);
+- :class:`CutoutSource`: one request per galaxy to a cutout service, the URL
+  filled from ``{ra}``, ``{dec}`` and ``{scale}``;
+- :class:`DirectorySource`: an existing folder of ``<asset_id>.jpg``.
+
+:func:`fetch_shard` writes ``<out_dir>/<asset_id>.jpg`` for each row. An
+image counts only once it decodes fully as a JPEG; each file appears
+atomically (temporary name, fsync, rename), so a killed run leaves no
+partial file under a final name and a rerun fetches only what is missing.
+Bad or missing images are quarantined and listed in a failures CSV; the
+shard fails only when they exceed ``max_failure_fraction``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import math
+import os
+import string
+import sys
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import pandas as pd
+from PIL import Image
+from tqdm import tqdm
+
+from galmorph.download import local_path, read_bytes
+from galmorph.errors import DownloadError, InputDataError
+from galmorph.io import atomic_path
+from galmorph.remote_zip import ZipIndex
+
+log = logging.getLogger(__name__)
+
+FAILURE_COLUMNS = ("asset_id", "dr7objid", "reason")
+#: Cutout scale from the catalogue: GZ2 images are 0.02 x petroR90_r arcsec per pixel.
+PETRO_SCALE = 0.02
+SOURCE_KINDS = ("zip", "cutout", "directory")
+
+
+class ImageUnavailable(Exception):
+    """This one image cannot be had (missing member or file); not worth a retry."""
+
+
+@dataclass(frozen=True)
+class Failure:
+    asset_id: int
+    dr7objid: int
+    reason: str
+
+
+@dataclass
+class ShardReport:
+    """What :func:`fetch_shard` did.
+
+    ``n_requested`` = ``n_ok`` + ``n_skipped_existing`` + ``n_failed``.
+    """
+
+    n_requested: int
+    n_ok: int
+    n_skipped_existing: int
+    n_failed: int
+    failures: list[Failure] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Transfer:
+    """Network settings of one shard's fetch."""
+
+    timeout_s: float = 30.0
+    retries: int = 4
+    backoff_s: float = 0.5
+
+
+Getter = Callable[[Mapping[str, Any]], bytes]
+
+
+class Source(Protocol):
+    kind: str
+    required_columns: tuple[str, ...]
+
+    def open(self, transfer: Transfer) -> tuple[Getter, Callable[[], None]]:
+        """A thread-safe function ``row -> JPEG bytes`` and a function releasing resources."""
+
+
+@dataclass(frozen=True)
+class ZipSource:
+    """Members ``<prefix><asset_id>.jpg`` of a zip archive (path, file:// or http(s) URL)."""
+
+    url_or_path: str
+    prefix: str = "images/"
+    kind = "zip"
+    required_columns = ("asset_id", "dr7objid")
+
+    def open(self, transfer: Transfer) -> tuple[Getter, Callable[[], None]]:
+        index = ZipIndex.open(
+            self.url_or_path,
+            timeout_s=transfer.timeout_s,
+            retries=transfer.retries,
+            backoff_s=transfer.backoff_s,
+        )
+
+        def get(row: Mapping[str, Any]) -> bytes:
+            name = f"{self.prefix}{int(row['asset_id'])}.jpg"
+            if name not in index:
+                raise ImageUnavailable(f"missing: {name} is not in the archive")
+            return index.read(name)
+
+        return get, index.close
+
+
+@dataclass(frozen=True)
+class CutoutSource:
+    """One request per galaxy to a cutout service.
+
+    ``url_template`` is filled with ``{ra}``, ``{dec}`` and ``{scale}`` (and
+    ``{asset_id}``, ``{dr7objid}`` if it names them); format specs such as
+    ``{ra:.6f}`` work. The scale is ``0.02 x petroR90_r`` arcsec per pixel when
+    the rows carry ``petroR90_r``, else ``default_scale``.
+    """
+
+    url_template: str
+    default_scale: float = 0.396
+    kind = "cutout"
+    required_columns = ("asset_id", "dr7objid", "ra", "dec")
+
+    def __post_init__(self):
+        fields = {name for _, name, _, _ in string.Formatter().parse(self.url_template) if name}
+        unknown = fields - {"ra", "dec", "scale", "asset_id", "dr7objid"}
+        if not {"ra", "dec"} <= fields or unknown:
+            raise InputDataError(
+                f"images.cutout_url {self.url_template!r} must contain {{ra}} and {{dec}} "
+                f"(and may contain {{scale}}, {{asset_id}}, {{dr7objid}})"
+                + (f"; unknown placeholders: {sorted(unknown)}" if unknown else "")
+            )
+        if not self.default_scale > 0:
+            raise InputDataError(f"images.cutout_scale must be > 0, got {self.default_scale}")
+
+    def scale(self, row: Mapping[str, Any]) -> float:
+        petro = row.get("petroR90_r")
+        if petro is not None and math.isfinite(float(petro)) and float(petro) > 0:
+            return PETRO_SCALE * float(petro)
+        return self.default_scale
+
+    def url(self, row: Mapping[str, Any]) -> str:
+        return self.url_template.format(
+            ra=float(row["ra"]),
+            dec=float(row["dec"]),
+            scale=self.scale(row),
+            asset_id=int(row["asset_id"]),
+            dr7objid=int(row["dr7objid"]),
+        )
+
+    def open(self, transfer: Transfer) -> tuple[Getter, Callable[[], None]]:
+        def get(row: Mapping[str, Any]) -> bytes:
+            return read_bytes(
+                self.url(row),
+                timeout_s=transfer.timeout_s,
+                retries=transfer.retries,
+                backoff_s=transfer.backoff_s,
+            )
+
+        return get, lambda: None
+
+
+@dataclass(frozen=True)
+class DirectorySource:
+    """An existing folder of ``<asset_id>.jpg``."""
+
+    path: str
+    kind = "directory"
+    required_columns = ("asset_id", "dr7objid")
+
+    def open(self, transfer: Transfer) -> tuple[Getter, Callable[[], None]]:
+        folder = Path(self.path)
+        if not folder.is_dir():
+            raise InputDataError(
+                f"images.directory {self.path!r} is not a folder; set it to the folder "
+                "holding <asset_id>.jpg files"
+            )
+
+        def get(row: Mapping[str, Any]) -> bytes:
+            file = folder / f"{int(row['asset_id'])}.jpg"
+            try:
+                return file.read_bytes()
+            except FileNotFoundError:
+                raise ImageUnavailable(f"missing: {file} does not exist") from None
+
+        return get, lambda: None
+
+
+def make_source(
+    kind: str,
+    *,
+    zip_url: str = "",
+    cutout_url: str = "",
+    cutout_scale: float = 0.396,
+    directory: str = "",
+) -> ZipSource | CutoutSource | DirectorySource:
+    """Build the source named by ``images.source`` from the other ``images.*`` strings."""
+    needed = {"zip": ("zip_url", zip_url), "cutout": ("cutout_url", cutout_url)}
+    needed["directory"] = ("directory", directory)
+    if kind not in needed:
+        raise InputDataError(f"images.source is {kind!r}; choose one of {list(SOURCE_KINDS)}")
+    key, value = needed[kind]
+    if not value:
+        raise InputDataError(f"images.{key} is empty; images.source {kind!r} needs it")
+    if kind == "zip":
+        return ZipSource(str(value))
+    if kind == "cutout":
+        return CutoutSource(str(value), float(cutout_scale))
+    path = local_path(str(value))
+    if path is None:
+        raise InputDataError(f"images.directory {value!r} must be a local folder, not a URL")
+    return DirectorySource(str(path))
+
+
+def verify_jpeg(data: bytes, size: int, size_policy: str = "resize") -> str | None:
+    """Why ``data`` is not an acceptable image, or ``None`` if it is.
+
+    The image must decode fully as a JPEG. With ``size_policy="reject"`` it
+    must also be ``size`` x ``size`` RGB; with ``"resize"`` any size and mode
+    pass, as conversion resizes them.
+    """
+    if not data:
+        return "empty file"
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            if image.format != "JPEG":
+                return f"not a JPEG ({image.format or 'unknown'} data)"
+            image.load()
+            shape, mode = image.size, image.mode
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+        snippet = data[:60].decode("ascii", "replace").replace("\n", " ")
+        detail = f"{error}" if data[:2] == b"\xff\xd8" else f"{error}; starts with {snippet!r}"
+        return f"not a valid JPEG: {detail}"
+    if size_policy == "reject" and (shape != (size, size) or mode != "RGB"):
+        return f"{shape[0]}x{shape[1]} {mode}, expected {size}x{size} RGB (size_policy reject)"
+    return None
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    """Write ``.<name>.tmp`` next to ``path``, fsync, rename: never a partial final file."""
+    temporary = path.with_name(f".{path.name}.tmp")
+    try:
+        with open(temporary, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
+def _check_rows(rows: pd.DataFrame, required: tuple[str, ...]) -> pd.DataFrame:
+    missing = [column for column in required if column not in rows.columns]
+    if missing:
+        raise InputDataError(
+            f"the shard's rows lack column(s) {missing}; the split CSV must have "
+            f"{list(required)} (found {list(rows.columns)})"
+        )
+    bad = rows["asset_id"].isna() | rows["dr7objid"].isna()
+    if bad.any():
+        raise InputDataError(
+            f"row(s) {list(rows.index[bad][:5])} of the shard have no asset_id/dr7objid"
+        )
+    duplicated = rows["asset_id"].duplicated()
+    if duplicated.any():
+        raise InputDataError(
+            f"asset_id(s) {sorted(set(rows['asset_id'][duplicated]))[:5]} appear more than "
+            "once in the shard's rows; the sample must list each galaxy once"
+        )
+    return rows
+
+
+def write_failures(failures: list[Failure], path: str | Path) -> None:
+    """The failures CSV (header always, one row per failure), written atomically."""
+    with atomic_path(path) as temporary, open(temporary, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(FAILURE_COLUMNS)
+        for failure in failures:
+            writer.writerow((failure.asset_id, failure.dr7objid, failure.reason))
+
+
+def _quarantine(folder: Path, asset_id: int, data: bytes | None) -> None:
+    if data:
+        folder.mkdir(parents=True, exist_ok=True)
+        _write_atomically(folder / f"{asset_id}.jpg", data)
+
+
+def fetch_shard(
+    rows: pd.DataFrame,
+    source: ZipSource | CutoutSource | DirectorySource,
+    out_dir: str | Path,
+    failures_csv: str | Path,
+    *,
+    connections: int = 4,
+    retries: int = 4,
+    backoff_s: float = 0.5,
+    timeout_s: float = 30.0,
+    max_failure_fraction: float = 0.02,
+    size: int = 424,
+    size_policy: str = "resize",
+    progress: bool = True,
+) -> ShardReport:
+    """Fetch, verify and store the images of ``rows`` as ``<out_dir>/<asset_id>.jpg``.
+
+    Parameters
+    ----------
+    rows : DataFrame
+        Rows of the split CSV for this shard: ``asset_id``, ``dr7objid`` and,
+        for a cutout source, ``ra``, ``dec`` (``petroR90_r`` optional).
+    source : ZipSource, CutoutSource or DirectorySource
+        Where the JPEGs come from (see :func:`make_source`).
+    out_dir : path
+        Folder of the shard's images; images already there and valid are kept
+        (a rerun fetches only what is missing).
+    failures_csv : path
+        Always written: ``asset_id, dr7objid, reason`` per failed image.
+    connections : int
+        Parallel requests.
+    retries, backoff_s, timeout_s : int, float, float
+        Attempts per request in total, first wait (doubled each time), seconds
+        without data before a request is abandoned.
+    max_failure_fraction : float
+        Raise when more than this fraction of the rows failed.
+    size, size_policy : int, {"resize", "reject"}
+        With "reject", only ``size`` x ``size`` RGB images count as valid.
+    progress : bool
+        Show a tqdm bar on stderr.
+
+    Returns
+    -------
+    ShardReport
+
+    Raises
+    ------
+    DownloadError
+        The source cannot be reached at all, or too many images failed (the
+        message gives the count, the first reasons and the failures CSV).
+    InputDataError
+        Rows lacking a required column or listing an asset twice.
+    """
+    if size_policy not in ("resize", "reject"):
+        raise InputDataError(f"images.size_policy is {size_policy!r}; use resize or reject")
+    rows = _check_rows(rows, source.required_columns)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    quarantine = out_dir.parent / f"{out_dir.name}.quarantine"
+    for stale in out_dir.glob(".*.tmp"):  # left by a killed run: never a final file
+        stale.unlink(missing_ok=True)
+
+    records = rows.to_dict("records")
+    pending, skipped = [], 0
+    for row in records:
+        final = out_dir / f"{int(row['asset_id'])}.jpg"
+        if final.is_file():
+            if verify_jpeg(final.read_bytes(), size, size_policy) is None:
+                skipped += 1
+                continue
+            final.unlink()  # e.g. written by an older, laxer run: fetch it again
+        pending.append(row)
+    log.info(
+        "%s: %d images requested, %d already present, %d to fetch from %s",
+        out_dir,
+        len(records),
+        skipped,
+        len(pending),
+        source.kind,
+    )
+
+    failures: list[Failure] = []
+    n_ok = 0
+    if pending:
+        transfer = Transfer(timeout_s=timeout_s, retries=retries, backoff_s=backoff_s)
+        get, release = source.open(transfer)
+
+        def acquire(row: Mapping[str, Any]) -> str | None:
+            asset_id = int(row["asset_id"])
+            try:
+                data = get(row)
+            except (ImageUnavailable, DownloadError, InputDataError) as error:
+                return str(error)
+            reason = verify_jpeg(data, size, size_policy)
+            if reason is not None:
+                _quarantine(quarantine, asset_id, data)
+                return reason
+            _write_atomically(out_dir / f"{asset_id}.jpg", data)
+            (quarantine / f"{asset_id}.jpg").unlink(missing_ok=True)
+            return None
+
+        bar = tqdm(
+            total=len(records),
+            initial=skipped,
+            desc=out_dir.name,
+            unit="img",
+            file=sys.stderr,
+            mininterval=1.0,
+            disable=not progress,
+        )
+        try:
+            with bar, ThreadPoolExecutor(max_workers=max(1, connections)) as pool:
+                futures = {pool.submit(acquire, row): row for row in pending}
+                try:
+                    for future in as_completed(futures):
+                        row = futures[future]
+                        reason = future.result()
+                        if reason is None:
+                            n_ok += 1
+                        else:
+                            failures.append(
+                                Failure(int(row["asset_id"]), int(row["dr7objid"]), reason)
+                            )
+                        bar.update()
+                except BaseException:
+                    pool.shutdown(wait=True, cancel_futures=True)
+                    raise
+        finally:
+            release()
+
+    order = {int(row["asset_id"]): number for number, row in enumerate(records)}
+    failures.sort(key=lambda failure: order[failure.asset_id])
+    write_failures(failures, failures_csv)
+    report = ShardReport(len(records), n_ok, skipped, len(failures), failures)
+    log.info(
+        "%s: %d fetched, %d already present, %d failed",
+        out_dir,
+        report.n_ok,
+        report.n_skipped_existing,
+        report.n_failed,
+    )
+    if records and report.n_failed > max_failure_fraction * report.n_requested:
+        examples = "; ".join(f"{f.asset_id}: {f.reason}" for f in failures[:3])
+        raise DownloadError(
+            f"{report.n_failed} of {report.n_requested} images "
+            f"({report.n_failed / report.n_requested:.1%}) of {out_dir} failed, more than "
+            f"images.max_failure_fraction = {max_failure_fraction:.1%}. First reasons: "
+            f"{examples}. Full list: {failures_csv}"
+            + (f"; bad bytes kept in {quarantine}" if quarantine.is_dir() else "")
+            + ". Rerun to retry only the missing images, or check images.source and its URL."
+        )
+    return report
