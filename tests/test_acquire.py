@@ -24,6 +24,7 @@ from galmorph.acquire import (
     ZipSource,
     fetch_shard,
     make_source,
+    resumable_dir,
     verify_jpeg,
 )
 from galmorph.errors import DownloadError, InputDataError
@@ -342,3 +343,22 @@ def test_sigkill_then_rerun_fetches_only_the_missing(sky, tmp_path):
     assert (report.n_skipped_existing, report.n_ok) == (len(present), len(missing))
     assert stored(out) == {a: images[a] for a in shard.asset_id}
     assert not list(out.glob(".*"))
+
+
+def test_resumable_dir_keeps_progress_across_a_failed_run(sky, tmp_path):
+    rows, images, server = sky
+    shard = pd.concat([rows.iloc[:10], make_rows(1, first_id=99_999)])
+    source = ZipSource(server.url("images_gz2.zip"))
+    final = tmp_path / "jpg" / "shard_0000"
+    quarantine = tmp_path / "jpg" / "shard_0000.quarantine"
+    with pytest.raises(DownloadError), resumable_dir(final) as staging:
+        fetch_shard(shard, source, staging, tmp_path / "f.csv", quarantine_dir=quarantine,
+                    max_failure_fraction=0.0, **FAST)  # fmt: skip
+    assert not final.exists() and len(stored(staging)) == 10
+    server.clear_log()
+    final.mkdir()  # the scheduler may create the output folder before the job
+    with resumable_dir(final) as staging:
+        report = fetch_shard(shard.iloc[:10], source, staging, tmp_path / "f.csv", **FAST)
+    assert report.n_skipped_existing == 10 and server.requests == []
+    assert stored(final) == {a: images[a] for a in shard.asset_id.iloc[:10]}
+    assert not staging.exists()

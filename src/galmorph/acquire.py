@@ -19,6 +19,7 @@ shard fails only when they exceed ``max_failure_fraction``.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import logging
@@ -26,7 +27,7 @@ import math
 import os
 import string
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -250,6 +251,26 @@ def verify_jpeg(data: bytes, size: int, size_policy: str = "resize") -> str | No
     return None
 
 
+@contextlib.contextmanager
+def resumable_dir(final: str | os.PathLike) -> Iterator[Path]:
+    """Yield a staging folder ``.<name>.partial`` next to ``final``; rename it on success.
+
+    Unlike a throw-away temporary folder, the staging folder has a fixed name
+    and is kept when the body fails or the process is killed, so the next run
+    passes it to :func:`fetch_shard` again and fetches only what is missing.
+    ``final`` itself only ever appears complete.
+    """
+    final = Path(final)
+    staging = final.with_name(f".{final.name}.partial")
+    staging.mkdir(parents=True, exist_ok=True)
+    yield staging
+    if final.is_dir():
+        if any(final.iterdir()):
+            raise InputDataError(f"{final} already exists and is not empty; remove it first")
+        final.rmdir()  # an empty folder left by the scheduler: replace it
+    os.replace(staging, final)
+
+
 def _write_atomically(path: Path, data: bytes) -> None:
     """Write ``.<name>.tmp`` next to ``path``, fsync, rename: never a partial final file."""
     temporary = path.with_name(f".{path.name}.tmp")
@@ -314,6 +335,7 @@ def fetch_shard(
     size: int = 424,
     size_policy: str = "resize",
     progress: bool = True,
+    quarantine_dir: str | Path | None = None,
 ) -> ShardReport:
     """Fetch, verify and store the images of ``rows`` as ``<out_dir>/<asset_id>.jpg``.
 
@@ -340,6 +362,9 @@ def fetch_shard(
         With "reject", only ``size`` x ``size`` RGB images count as valid.
     progress : bool
         Show a tqdm bar on stderr.
+    quarantine_dir : path, optional
+        Where the bytes of bad images go; default ``<out_dir>.quarantine``
+        next to ``out_dir``. Created only when something is quarantined.
 
     Returns
     -------
@@ -358,7 +383,10 @@ def fetch_shard(
     rows = _check_rows(rows, source.required_columns)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    quarantine = out_dir.parent / f"{out_dir.name}.quarantine"
+    if quarantine_dir is None:
+        quarantine = out_dir.parent / f"{out_dir.name}.quarantine"
+    else:
+        quarantine = Path(quarantine_dir)
     for stale in out_dir.glob(".*.tmp"):  # left by a killed run: never a final file
         stale.unlink(missing_ok=True)
 
