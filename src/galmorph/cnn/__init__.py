@@ -1,0 +1,27 @@
+"""Supervised convolutional networks trained on the pixels of the HDF5 shards.
+
+Modules
+-------
+shards
+    Row index over HDF5 shards (h5py only, no TensorFlow).
+balance
+    The balanced training set: N per class, distinct synthetic images.
+data
+    tf.data pipelines: crop, resize, scale to [0, 1], seeded shuffle, prefetch.
+models
+    Architecture presets ``study`` and ``deeper``.
+train
+    Training with early stopping and learning-rate reduction; k-fold.
+evaluate
+    Metrics on the untouched test split and their figures.
+predict
+    Classify a folder of JPEGs (also a command: ``python -m galmorph.cnn.predict``).
+"""
+
+import os
+
+# TensorFlow's C++ start-up chatter would bury the useful lines of a rule's log.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+#: The training variants: the training split as drawn, or N images per class.
+VARIANTS = ("unbalanced", "balanced")

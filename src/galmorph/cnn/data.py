@@ -1,0 +1,92 @@
+"""tf.data pipelines over HDF5 shards: crop, resize, scale to [0, 1], seeded shuffle, prefetch.
+
+A Python generator (h5py) yields the central crop of one row at a time, so a
+split is never loaded whole; batching, resizing and scaling run as parallel
+TensorFlow ops and the next batches are prefetched while the model trains.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import tensorflow as tf
+
+from galmorph.cnn.shards import ShardIndex, central_crop_bounds
+
+
+def to_model_input(images: tf.Tensor, input_size: int) -> tf.Tensor:
+    """uint8 images (..., H, W, 3) -> float32 in [0, 1], resized to ``input_size`` square.
+
+    Antialiased resizing averages the pixels a downscale drops (a plain
+    bilinear resize would alias the fine structure of spiral arms).
+    """
+    images = tf.cast(images, tf.float32) / 255.0
+    if images.shape[-2] == input_size and images.shape[-3] == input_size:
+        return images
+    return tf.image.resize(images, (input_size, input_size), antialias=True)
+
+
+def epoch_order(n: int, seed: int, epoch: int, shuffle: bool) -> np.ndarray:
+    """Row order of one pass: a seeded permutation per epoch, or index order."""
+    if not shuffle:
+        return np.arange(n)
+    return np.random.default_rng([seed, epoch]).permutation(n)
+
+
+def make_dataset(
+    index: ShardIndex,
+    *,
+    crop: int | None,
+    input_size: int,
+    batch_size: int,
+    shuffle: bool = False,
+    seed: int = 0,
+) -> tf.data.Dataset:
+    """A dataset of ``(images, labels)`` batches over the rows of ``index``.
+
+    Parameters
+    ----------
+    index : ShardIndex
+        The rows to stream (a split, or a subset of one).
+    crop : int or None
+        Central crop in pixels of the stored images before resizing.
+    input_size : int
+        Side of the network input.
+    batch_size : int
+    shuffle : bool
+        Visit the rows in a new seeded order at every pass (a full
+        permutation of the rows, better mixed than a shuffle buffer).
+    seed : int
+
+    Returns
+    -------
+    tf.data.Dataset
+        ``float32 (b, input_size, input_size, 3)`` in [0, 1] and ``int32 (b,)``.
+    """
+    start, stop = central_crop_bounds(index.image_size, crop)
+    side = stop - start
+    passes = itertools.count()
+
+    def rows():
+        order = epoch_order(len(index), seed, next(passes), shuffle)
+        yield from index.iter_images(order, crop)
+
+    dataset = tf.data.Dataset.from_generator(
+        rows,
+        output_signature=(
+            tf.TensorSpec((side, side, 3), tf.uint8),
+            tf.TensorSpec((), tf.int32),
+        ),
+    )
+    # A generator's length is unknown to tf.data; stating it lets Keras count steps per epoch.
+    return (
+        dataset.apply(tf.data.experimental.assert_cardinality(len(index)))
+        .batch(batch_size)
+        .map(
+            lambda images, labels: (to_model_input(images, input_size), labels),
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=True,
+        )
+        .prefetch(tf.data.AUTOTUNE)
+    )

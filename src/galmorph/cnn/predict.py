@@ -1,0 +1,152 @@
+"""Classify a folder of JPEGs with a trained model.
+
+Usage::
+
+    python -m galmorph.cnn.predict --model results/cnn/balanced/model.keras \\
+        --folder path/to/jpegs --out predictions.csv
+
+Each image gets the preprocessing of training, read from the model's
+``model.json``: resized to the stored image size if it differs, centrally
+cropped, resized to the network input and scaled to [0, 1]. The CSV has
+``id`` (file name without extension), ``predicted_class``, ``probability``
+and one ``p_<class>`` column per class. Images that cannot be read are listed
+in ``<out>.failures.csv`` (``file, reason``) and skipped: one bad file does not
+stop the others.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image, UnidentifiedImageError
+from tqdm import tqdm
+
+from galmorph.cnn.shards import central_crop_bounds
+from galmorph.errors import GalmorphError, InputDataError
+from galmorph.io import atomic_path
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg")
+
+
+def failures_path(out_csv: str | Path) -> Path:
+    """Where the unreadable images of a prediction run are listed."""
+    out_csv = Path(out_csv)
+    return out_csv.with_name(out_csv.stem + ".failures.csv")
+
+
+def list_images(folder: str | Path) -> list[Path]:
+    """JPEG files of ``folder`` (not recursive), sorted by name."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputDataError(f"{folder}: no such folder of images to classify")
+    return sorted(
+        path
+        for path in folder.iterdir()
+        if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES
+    )
+
+
+def load_image(path: str | Path, image_size: int, crop: int | None) -> np.ndarray:
+    """The central crop of one image as training saw it (uint8, RGB).
+
+    Raises
+    ------
+    OSError, ValueError
+        The file is not a readable image.
+    """
+    with Image.open(path) as image:
+        image.load()
+        image = image.convert("RGB")
+        if image.size != (image_size, image_size):
+            image = image.resize((image_size, image_size), Image.Resampling.LANCZOS)
+        pixels = np.asarray(image)
+    start, stop = central_crop_bounds(image_size, crop)
+    return pixels[start:stop, start:stop]
+
+
+def predict_folder(
+    model_path: str | Path,
+    folder: str | Path,
+    out_csv: str | Path,
+    batch_size: int = 64,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Classify every JPEG of ``folder``; write the predictions and the failures CSVs.
+
+    Returns
+    -------
+    predictions, failures : DataFrame
+    """
+    import tensorflow as tf
+
+    from galmorph.cnn.data import to_model_input
+    from galmorph.cnn.train import load
+
+    model, meta = load(model_path)
+    class_names = meta["class_names"]
+    files = list_images(folder)
+    if not files:
+        log.warning("%s: no .jpg/.jpeg file to classify", folder)
+    rows, failures, batch, ids = [], [], [], []
+
+    def flush():
+        if not batch:
+            return
+        inputs = to_model_input(tf.constant(np.stack(batch)), meta["input_size"])
+        proba = np.asarray(model(inputs, training=False))
+        for name, p in zip(ids, proba, strict=True):
+            best = int(p.argmax())
+            rows.append([name, class_names[best], float(p[best]), *map(float, p)])
+        batch.clear()
+        ids.clear()
+
+    for path in tqdm(files, desc="predict", unit="image"):
+        try:
+            batch.append(load_image(path, meta["image_size"], meta["crop"]))
+        except (OSError, ValueError, UnidentifiedImageError) as error:
+            log.warning("%s: skipped, not a readable image (%s)", path, error)
+            failures.append({"file": path.name, "reason": f"{type(error).__name__}: {error}"})
+            continue
+        ids.append(path.stem)
+        if len(batch) == batch_size:
+            flush()
+    flush()
+    columns = ["id", "predicted_class", "probability", *[f"p_{name}" for name in class_names]]
+    predictions = pd.DataFrame(rows, columns=columns)
+    failures = pd.DataFrame(failures, columns=["file", "reason"])
+    with atomic_path(out_csv) as temporary:
+        predictions.to_csv(temporary, index=False)
+    with atomic_path(failures_path(out_csv)) as temporary:
+        failures.to_csv(temporary, index=False)
+    log.info("%d image(s) classified, %d skipped", len(predictions), len(failures))
+    return predictions, failures
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m galmorph.cnn.predict",
+        description="Classify a folder of galaxy JPEGs with a trained galmorph CNN.",
+    )
+    parser.add_argument("--model", required=True, help="model.keras (with model.json beside it)")
+    parser.add_argument("--folder", required=True, help="folder of .jpg/.jpeg images")
+    parser.add_argument("--out", required=True, help="CSV to write (failures: <out>.failures.csv)")
+    parser.add_argument("--batch-size", type=int, default=64)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
+    try:
+        predictions, failures = predict_folder(args.model, args.folder, args.out, args.batch_size)
+    except GalmorphError as error:
+        print(f"{type(error).__name__}: {error}", file=sys.stderr)
+        return 1
+    print(f"{len(predictions)} image(s) classified into {args.out}; {len(failures)} skipped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,228 @@
+"""A row index over the HDF5 shards of one split (h5py only, no TensorFlow).
+
+Training needs random access by row (a validation subset, k folds, a seeded
+order per epoch), so the index keeps, for every row of the concatenated
+shards, its file and row number and its label; pixels are read only when a
+pipeline asks for them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from galmorph.errors import InputDataError
+
+REQUIRED_DATASETS = ("images", "asset_id", "class")
+
+
+def _decode(value) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def source_image_size(path: str | Path) -> int:
+    """Side of the images a shard was made from (a balanced set stores crops of them)."""
+    with h5py.File(path, "r") as handle:
+        return int(handle.attrs.get("source_image_size", handle["images"].shape[1]))
+
+
+def central_crop_bounds(size: int, crop: int | None) -> tuple[int, int]:
+    """Start and stop of the central ``crop`` pixels of ``size`` (study: 424, 174 -> 125, 299)."""
+    if crop is None or crop >= size:
+        if crop is not None and crop > size:
+            raise InputDataError(
+                f"crop of {crop} pixels is larger than the stored images ({size} pixels): "
+                "lower cnn.crop or raise images.size"
+            )
+        return 0, size
+    start = (size - crop) // 2
+    return start, start + crop
+
+
+@dataclass(frozen=True)
+class ShardIndex:
+    """Every row of a list of HDF5 shards, in file order.
+
+    Attributes
+    ----------
+    paths : tuple of str
+        The shard files.
+    file : ndarray of int
+        Index into ``paths`` of each row.
+    row : ndarray of int
+        Row number inside its file.
+    labels : ndarray of int
+        Class index of each row, into ``class_names``.
+    asset_id : ndarray of int
+    groups : ndarray of int
+        Rows sharing a group come from one source image (a balanced set's
+        ``source_index``); they must fall on the same side of any split.
+    synthetic : ndarray of bool
+        Rotated/shifted copies made by balancing.
+    class_names : tuple of str
+    image_size : int
+        Side of the stored square images.
+    split : str
+        The ``split`` attribute of the shards (``train``, ``test`` ...).
+    """
+
+    paths: tuple[str, ...]
+    file: np.ndarray
+    row: np.ndarray
+    labels: np.ndarray
+    asset_id: np.ndarray
+    groups: np.ndarray
+    synthetic: np.ndarray
+    class_names: tuple[str, ...]
+    image_size: int
+    split: str
+
+    @classmethod
+    def from_paths(cls, paths: Sequence[str | Path]) -> ShardIndex:
+        """Index ``paths``; raise :class:`InputDataError` naming the file for bad shards."""
+        paths = tuple(str(path) for path in paths)
+        if not paths:
+            raise InputDataError("no HDF5 shard given: the images stage produced no file")
+        files, rows, labels, assets, groups, synthetic = [], [], [], [], [], []
+        class_names = image_size = split = None
+        offset = 0
+        for number, path in enumerate(paths):
+            if not Path(path).is_file():
+                raise InputDataError(f"{path}: HDF5 shard not found; rerun the images stage")
+            try:
+                handle = h5py.File(path, "r")
+            except OSError as error:
+                raise InputDataError(f"{path}: not a readable HDF5 file ({error})") from error
+            with handle:
+                missing = [key for key in REQUIRED_DATASETS if key not in handle]
+                if missing or "class_names" not in handle.attrs:
+                    what = missing + ([] if "class_names" in handle.attrs else ["attr class_names"])
+                    raise InputDataError(
+                        f"{path}: missing {', '.join(what)}; not a galmorph image shard"
+                    )
+                images = handle["images"]
+                if images.ndim != 4 or images.shape[1] != images.shape[2] or images.shape[3] != 3:
+                    raise InputDataError(
+                        f"{path}: 'images' has shape {images.shape}, expected (N, S, S, 3)"
+                    )
+                names = tuple(_decode(name) for name in handle.attrs["class_names"])
+                this_split = _decode(handle.attrs.get("split", ""))
+                if class_names is None:
+                    class_names, image_size, split = names, images.shape[1], this_split
+                elif names != class_names:
+                    raise InputDataError(
+                        f"{path}: class_names {list(names)} differ from {paths[0]}'s "
+                        f"{list(class_names)}; shards of one run must share the label order"
+                    )
+                elif images.shape[1] != image_size:
+                    raise InputDataError(
+                        f"{path}: images are {images.shape[1]} pixels, {paths[0]}'s are "
+                        f"{image_size}; convert all shards with the same images.size"
+                    )
+                elif this_split != split:
+                    raise InputDataError(
+                        f"{path}: split {this_split!r} mixed with split {split!r} in one index"
+                    )
+                n = images.shape[0]
+                label = handle["class"][:].astype(np.int64)
+                bad = np.flatnonzero((label < 0) | (label >= len(names)))
+                if bad.size:
+                    raise InputDataError(
+                        f"{path}: row {bad[0]} has class {label[bad[0]]}, outside "
+                        f"0..{len(names) - 1} (class_names has {len(names)} entries)"
+                    )
+                files.append(np.full(n, number, dtype=np.int64))
+                rows.append(np.arange(n, dtype=np.int64))
+                labels.append(label)
+                assets.append(handle["asset_id"][:].astype(np.int64))
+                if "source_index" in handle:
+                    groups.append(handle["source_index"][:].astype(np.int64))
+                else:
+                    groups.append(np.arange(offset, offset + n, dtype=np.int64))
+                if "synthetic" in handle:
+                    synthetic.append(handle["synthetic"][:].astype(bool))
+                else:
+                    synthetic.append(np.zeros(n, dtype=bool))
+                offset += n
+        index = cls(
+            paths=paths,
+            file=np.concatenate(files),
+            row=np.concatenate(rows),
+            labels=np.concatenate(labels),
+            asset_id=np.concatenate(assets),
+            groups=np.concatenate(groups),
+            synthetic=np.concatenate(synthetic),
+            class_names=class_names,
+            image_size=int(image_size),
+            split=split,
+        )
+        if len(index) == 0:
+            raise InputDataError(f"{', '.join(paths)}: the shards hold no image")
+        return index
+
+    def __len__(self) -> int:
+        return int(self.labels.size)
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.class_names)
+
+    def subset(self, positions: np.ndarray) -> ShardIndex:
+        """The rows at ``positions`` (indices into this index), same files."""
+        positions = np.asarray(positions, dtype=np.int64)
+        return replace(
+            self,
+            file=self.file[positions],
+            row=self.row[positions],
+            labels=self.labels[positions],
+            asset_id=self.asset_id[positions],
+            groups=self.groups[positions],
+            synthetic=self.synthetic[positions],
+        )
+
+    def class_counts(self) -> np.ndarray:
+        return np.bincount(self.labels, minlength=self.n_classes)
+
+    def require_not_test(self, purpose: str) -> None:
+        """Refuse to use the test split for ``purpose`` (training, balancing, model selection)."""
+        if self.split == "test":
+            raise InputDataError(
+                f"{', '.join(self.paths)}: these are test shards; {purpose} must never see the "
+                "test split (it is only for the final evaluation)"
+            )
+
+    def iter_images(
+        self, order: np.ndarray | None = None, crop: int | None = None
+    ) -> Iterator[tuple[np.ndarray, int]]:
+        """Yield ``(image, label)`` in ``order`` (default: index order), centrally cropped.
+
+        Files stay open for the whole pass; only the cropped pixels of one row
+        are held at a time, so a split of any size streams in constant memory.
+        """
+        start, stop = central_crop_bounds(self.image_size, crop)
+        order = np.arange(len(self)) if order is None else order
+        handles: dict[int, h5py.Dataset] = {}
+        files: list[h5py.File] = []
+        try:
+            for position in order:
+                number = int(self.file[position])
+                if number not in handles:
+                    files.append(h5py.File(self.paths[number], "r"))
+                    handles[number] = files[-1]["images"]
+                image = handles[number][int(self.row[position]), start:stop, start:stop, :]
+                yield image, int(self.labels[position])
+        finally:
+            for handle in files:
+                handle.close()
+
+    def read_images(self, positions: Sequence[int], crop: int | None = None) -> np.ndarray:
+        """The cropped images at ``positions`` as one uint8 array (for small selections)."""
+        images = [image for image, _ in self.iter_images(np.asarray(positions), crop)]
+        if not images:
+            start, stop = central_crop_bounds(self.image_size, crop)
+            return np.zeros((0, stop - start, stop - start, 3), dtype=np.uint8)
+        return np.stack(images)

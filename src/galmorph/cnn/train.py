@@ -1,0 +1,248 @@
+"""Training: seeded, early stopping on the validation loss, learning-rate reduction, k-fold.
+
+The validation set (for early stopping and the learning-rate schedule) is
+carved out of the training rows by whole groups: all synthetic copies of one
+source image fall on the same side as the source, so validation never sees a
+rotated twin of a training image. The test split is refused outright.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import keras
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+from sklearn.model_selection import StratifiedGroupKFold, train_test_split
+from tqdm import tqdm
+
+from galmorph.cnn.data import make_dataset
+from galmorph.cnn.evaluate import SCALAR_METRICS, compute_metrics, predict_batches
+from galmorph.cnn.models import build_model
+from galmorph.cnn.shards import ShardIndex, source_image_size
+from galmorph.errors import InputDataError
+from galmorph.io import atomic_path
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """The ``cnn.*`` config keys that shape a training run."""
+
+    architecture: str = "study"
+    crop: int | None = 174
+    input_size: int = 64
+    epochs: int = 40
+    batch_size: int = 64
+    learning_rate: float = 1.0e-3
+    validation_fraction: float = 0.1
+    class_weights: bool = False
+    early_stopping_patience: int = 5
+    reduce_lr_patience: int = 3
+    seed: int = 31
+
+
+@dataclass
+class TrainResult:
+    model: keras.Model
+    history: pd.DataFrame
+    metadata: dict
+
+
+def configure_threads(threads: int) -> None:
+    """Let TensorFlow use ``threads`` cores (the rule's ``threads``).
+
+    Must run before TensorFlow starts its runtime; later calls cannot change
+    the pools and are logged, not fatal.
+    """
+    threads = max(1, int(threads))
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(min(threads, 2))
+    except RuntimeError as error:
+        log.warning("TensorFlow thread pools already started, left as they are: %s", error)
+
+
+def validation_split(
+    labels: np.ndarray, groups: np.ndarray, fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Positions of training and validation rows; whole groups, stratified by class if possible.
+
+    Raises
+    ------
+    InputDataError
+        Fewer than two groups: nothing left to train on or to validate with.
+    """
+    unique, first = np.unique(groups, return_index=True)
+    if unique.size < 2:
+        raise InputDataError(
+            f"{labels.size} training image(s) from {unique.size} source(s): too few to set "
+            "a validation set apart; enlarge sample.n_train"
+        )
+    n_val = min(max(1, round(fraction * unique.size)), unique.size - 1)
+    try:
+        _, val_groups = train_test_split(
+            unique, test_size=n_val, stratify=labels[first], random_state=seed
+        )
+    except ValueError:  # a class with a single group cannot be stratified
+        _, val_groups = train_test_split(unique, test_size=n_val, random_state=seed)
+    is_val = np.isin(groups, val_groups)
+    return np.flatnonzero(~is_val), np.flatnonzero(is_val)
+
+
+def class_weight_map(labels: np.ndarray, n_classes: int) -> dict[int, float]:
+    """Inverse class frequency, ``n / (n_present_classes * count)``; absent classes weigh 1."""
+    counts = np.bincount(labels, minlength=n_classes)
+    present = np.count_nonzero(counts)
+    return {
+        label: float(labels.size / (present * count)) if count else 1.0
+        for label, count in enumerate(counts)
+    }
+
+
+def train_model(index: ShardIndex, settings: TrainSettings) -> TrainResult:
+    """Train a fresh model on the rows of ``index`` (a training split or balanced set).
+
+    Raises
+    ------
+    InputDataError
+        ``index`` is test data, or too small to split.
+    """
+    index.require_not_test("training")
+    keras.utils.set_random_seed(settings.seed)
+    train_pos, val_pos = validation_split(
+        index.labels, index.groups, settings.validation_fraction, settings.seed
+    )
+    train_rows, val_rows = index.subset(train_pos), index.subset(val_pos)
+    log.info(
+        "training on %d images, validating on %d (classes: %s)",
+        len(train_rows),
+        len(val_rows),
+        dict(zip(index.class_names, train_rows.class_counts().tolist(), strict=True)),
+    )
+    pipeline = dict(
+        crop=settings.crop, input_size=settings.input_size, batch_size=settings.batch_size
+    )
+    train_data = make_dataset(train_rows, shuffle=True, seed=settings.seed, **pipeline)
+    val_data = make_dataset(val_rows, shuffle=False, **pipeline)
+    model = build_model(
+        settings.architecture, settings.input_size, index.n_classes, settings.learning_rate
+    )
+    weights = (
+        class_weight_map(train_rows.labels, index.n_classes) if settings.class_weights else None
+    )
+    callbacks = [
+        keras.callbacks.EarlyStopping(
+            monitor="val_loss",
+            patience=settings.early_stopping_patience,
+            restore_best_weights=True,
+        ),
+        keras.callbacks.ReduceLROnPlateau(
+            monitor="val_loss", factor=0.5, patience=settings.reduce_lr_patience, min_lr=1.0e-6
+        ),
+    ]
+    fitted = model.fit(
+        train_data,
+        validation_data=val_data,
+        epochs=settings.epochs,
+        class_weight=weights,
+        callbacks=callbacks,
+        shuffle=False,  # the pipeline shuffles, seeded, per epoch
+        verbose=2,
+    )
+    history = pd.DataFrame(fitted.history)
+    history.insert(0, "epoch", np.arange(1, len(history) + 1))
+    metadata = {
+        **asdict(settings),
+        "class_names": list(index.class_names),
+        "image_size": source_image_size(index.paths[0]),
+        "trained_on": list(index.paths),
+        "n_train": len(train_rows),
+        "n_validation": len(val_rows),
+        "best_epoch": int(history["val_loss"].idxmin()) + 1,
+        "class_weight_values": weights,
+    }
+    return TrainResult(model=model, history=history, metadata=metadata)
+
+
+def metadata_path(model_path: str | Path) -> Path:
+    """The JSON written beside a model: class names and preprocessing (``model.json``)."""
+    return Path(model_path).with_suffix(".json")
+
+
+def save(result: TrainResult, model_path: str | Path, history_path: str | Path) -> None:
+    """Write the model (.keras), its metadata JSON and the history CSV, each atomically."""
+    with atomic_path(model_path, suffix=".keras") as temporary:
+        result.model.save(temporary)
+    with atomic_path(metadata_path(model_path)) as temporary:
+        temporary.write_text(json.dumps(result.metadata, indent=2) + "\n")
+    with atomic_path(history_path) as temporary:
+        result.history.to_csv(temporary, index=False)
+
+
+def load(model_path: str | Path) -> tuple[keras.Model, dict]:
+    """A saved model and its metadata; a clear error if either is missing."""
+    model_path, meta_path = Path(model_path), metadata_path(model_path)
+    for path in (model_path, meta_path):
+        if not path.is_file():
+            raise InputDataError(f"{path}: not found; train the model first (rule train_cnn)")
+    return keras.models.load_model(model_path), json.loads(meta_path.read_text())
+
+
+def cross_validate(index: ShardIndex, settings: TrainSettings, k: int) -> pd.DataFrame:
+    """k-fold cross-validation on training data: one row of metrics per fold.
+
+    Folds are stratified by class and keep groups whole; each fold's model
+    sets its own validation set apart from its training part, and is scored
+    on the held-out fold's original (non-synthetic) images.
+    """
+    index.require_not_test("cross-validation")
+    n_groups = np.unique(index.groups).size
+    if not 2 <= k <= n_groups:
+        raise InputDataError(f"cnn.kfold is {k}; it must be between 2 and {n_groups} (sources)")
+    folds = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=settings.seed)
+    rows = []
+    splits = folds.split(np.zeros(len(index)), index.labels, index.groups)
+    for fold, (train_pos, held_pos) in enumerate(tqdm(list(splits), desc="folds", unit="fold")):
+        held_pos = held_pos[~index.synthetic[held_pos]]
+        result = train_model(index.subset(train_pos), replace(settings, seed=settings.seed + fold))
+        held = make_dataset(
+            index.subset(held_pos),
+            crop=settings.crop,
+            input_size=settings.input_size,
+            batch_size=settings.batch_size,
+        )
+        y_true, proba, _ = predict_batches(result.model, held)
+        metrics = compute_metrics(y_true, proba, index.class_names)
+        rows.append(
+            {
+                "fold": fold + 1,
+                "n_train": len(train_pos),
+                "n_held_out": len(held_pos),
+                "epochs": len(result.history),
+                **{name: metrics[name] for name in SCALAR_METRICS},
+            }
+        )
+        keras.backend.clear_session()
+    return pd.DataFrame(rows)
+
+
+def summarize_folds(folds: pd.DataFrame) -> pd.DataFrame:
+    """Mean, standard deviation (ddof 1), min and max of every metric over the folds."""
+    values = folds[list(SCALAR_METRICS)].astype(float)
+    summary = pd.DataFrame(
+        {
+            "metric": list(SCALAR_METRICS),
+            "mean": values.mean().to_numpy(),
+            "std": values.std(ddof=1).to_numpy(),
+            "min": values.min().to_numpy(),
+            "max": values.max().to_numpy(),
+        }
+    )
+    summary.insert(1, "folds", len(folds))
+    return summary

@@ -1,0 +1,300 @@
+"""Tiny end-to-end CNN runs on real galaxy pixels: pipeline, both variants, k-fold,
+no test leakage, evaluation and prediction on a folder with a corrupt file.
+
+TensorFlow is imported once for the module; images are 64 pixels, cropped to
+48 and fed at 40 (the smallest the study architecture takes), one or two epochs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+from test_cnn_balance import CLASS_NAMES, GZ1, write_shard, write_split
+
+from galmorph.cnn.balance import BalanceSettings, build_balanced_set
+from galmorph.cnn.shards import ShardIndex
+from galmorph.errors import InputDataError
+
+tf = pytest.importorskip("tensorflow")
+
+from galmorph.cnn import data, models, predict, train  # noqa: E402
+from galmorph.cnn.evaluate import compute_metrics, predict_batches  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+SETTINGS = train.TrainSettings(
+    architecture="study",
+    crop=48,
+    input_size=40,
+    epochs=2,
+    batch_size=8,
+    validation_fraction=0.25,
+    early_stopping_patience=1,
+    reduce_lr_patience=1,
+    seed=7,
+)
+TRAIN_COUNTS = {"elliptical": 14, "edge_on": 8, "spiral_acw": 4, "spiral_cw": 3, "merger": 2}
+TEST_COUNTS = {"elliptical": 4, "edge_on": 3, "spiral_cw": 2, "dont_know": 2}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def two_threads():
+    train.configure_threads(2)
+
+
+@pytest.fixture(scope="module")
+def splits(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("hdf5")
+    train_paths = write_split(folder, "train", TRAIN_COUNTS)
+    test_paths = write_split(folder, "test", TEST_COUNTS, skip=30, n_shards=1)
+    return train_paths, test_paths
+
+
+@pytest.fixture(scope="module")
+def unbalanced(splits, tmp_path_factory):
+    index = ShardIndex.from_paths(splits[0])
+    result = train.train_model(
+        index, train.TrainSettings(**{**vars(SETTINGS), "class_weights": True})
+    )
+    folder = tmp_path_factory.mktemp("unbalanced")
+    train.save(result, folder / "model.keras", folder / "history.csv")
+    return folder, result
+
+
+# ----------------------------------------------------------------------------- pipeline
+
+
+def test_pipeline_streams_every_row_cropped_resized_and_scaled(splits):
+    index = ShardIndex.from_paths(splits[0])
+    dataset = data.make_dataset(index, crop=48, input_size=40, batch_size=8, shuffle=True, seed=1)
+    batches = list(dataset)
+    images = np.concatenate([np.asarray(b[0]) for b in batches])
+    labels = np.concatenate([np.asarray(b[1]) for b in batches])
+    assert images.shape == (len(index), 40, 40, 3) and images.dtype == np.float32
+    assert 0.0 <= images.min() and images.max() <= 1.0 and images.max() > 0.2
+    assert sorted(labels) == sorted(index.labels)
+    assert [len(b[1]) for b in batches] == [8, 8, 8, 7]
+
+
+def test_pipeline_order_is_seeded_and_changes_every_epoch(splits):
+    index = ShardIndex.from_paths(splits[0])
+
+    def epochs(seed, n=2):
+        dataset = data.make_dataset(
+            index, crop=48, input_size=40, batch_size=64, shuffle=True, seed=seed
+        )
+        return [np.asarray(next(iter(dataset))[0]).sum(axis=(1, 2, 3)) for _ in range(n)]
+
+    first, second = epochs(3)
+    again_first, again_second = epochs(3)
+    np.testing.assert_allclose(first, again_first)
+    np.testing.assert_allclose(second, again_second)
+    assert not np.allclose(first, second)
+    unshuffled = data.make_dataset(index, crop=48, input_size=40, batch_size=64)
+    np.testing.assert_array_equal(np.asarray(next(iter(unshuffled))[1]), index.labels)
+
+
+def test_pipeline_crops_the_centre(tmp_path):
+    # a bright frame outside the central 16 pixels, a dark square inside
+    images = np.full((2, 32, 32, 3), 255, np.uint8)
+    images[:, 8:24, 8:24] = 10
+    path = write_shard(tmp_path / "frame.h5", images, [0, 1], [1, 2], "train")
+    batch = next(
+        iter(data.make_dataset(ShardIndex.from_paths([path]), crop=16, input_size=16, batch_size=2))
+    )
+    np.testing.assert_allclose(np.asarray(batch[0]), 10 / 255, rtol=1e-6)
+
+
+# ----------------------------------------------------------------------------- models
+
+
+def test_study_architecture_is_the_studys():
+    model = models.build_model("study", 174, 12)
+    kinds = [type(layer).__name__ for layer in model.layers[1:]]
+    assert kinds == [
+        "Conv2D", "MaxPooling2D", "Conv2D", "MaxPooling2D", "Conv2D",
+        "Flatten", "Dense", "Dropout", "Dense",
+    ]  # fmt: skip
+    conv = [layer for layer in model.layers if type(layer).__name__ == "Conv2D"]
+    assert [(c.filters, c.kernel_size) for c in conv] == [(64, (6, 6)), (64, (3, 3)), (32, (3, 3))]
+    assert model.get_layer("pool1").pool_size == (3, 3)
+    assert model.get_layer("dropout").rate == 0.5
+    assert model.output_shape == (None, 12)
+
+
+def test_deeper_takes_small_inputs_and_study_names_the_limit():
+    assert models.build_model("deeper", 16, 3).output_shape == (None, 3)
+    with pytest.raises(InputDataError, match="cnn.input_size is 32.*at least 38"):
+        models.build_model("study", 32, 12)
+    with pytest.raises(InputDataError, match="choose one of"):
+        models.build_model("resnet", 64, 12)
+
+
+# ----------------------------------------------------------------------------- training
+
+
+def test_validation_split_keeps_groups_whole():
+    labels = np.repeat([0, 1], 20)
+    groups = np.repeat(np.arange(10), 4)
+    fit, val = train.validation_split(labels, groups, 0.2, seed=0)
+    assert not set(groups[fit]) & set(groups[val])
+    assert len(set(groups[val])) == 2 and len(fit) + len(val) == 40
+    with pytest.raises(InputDataError, match="too few"):
+        train.validation_split(np.zeros(3, int), np.zeros(3, int), 0.2, seed=0)
+
+
+def test_class_weights_are_inverse_frequency():
+    weights = train.class_weight_map(np.array([0, 0, 0, 1]), 3)
+    assert weights == {0: pytest.approx(4 / 6), 1: pytest.approx(2.0), 2: 1.0}
+
+
+def test_unbalanced_run_saves_model_history_and_metadata(unbalanced, splits):
+    folder, result = unbalanced
+    history = pd.read_csv(folder / "history.csv")
+    assert history.columns[:1].tolist() == ["epoch"]
+    assert {"loss", "accuracy", "val_loss", "val_accuracy"} <= set(history.columns)
+    assert 1 <= len(history) <= 2
+    meta = json.loads((folder / "model.json").read_text())
+    assert meta["class_names"] == list(CLASS_NAMES)
+    assert meta["crop"] == 48 and meta["input_size"] == 40 and meta["image_size"] == 64
+    assert meta["n_train"] + meta["n_validation"] == sum(TRAIN_COUNTS.values())
+    assert meta["class_weight_values"]["3"] > meta["class_weight_values"]["0"]
+    model, _ = train.load(folder / "model.keras")
+    test_index = ShardIndex.from_paths(splits[1])
+    dataset = data.make_dataset(test_index, crop=48, input_size=40, batch_size=8)
+    saved = np.asarray(model.predict(dataset, verbose=0))
+    fresh = np.asarray(result.model.predict(dataset, verbose=0))
+    np.testing.assert_allclose(saved, fresh, rtol=1e-5, atol=1e-6)
+
+
+def test_metrics_agree_with_keras_on_the_test_split(unbalanced, splits):
+    _, result = unbalanced
+    test_index = ShardIndex.from_paths(splits[1])
+    dataset = data.make_dataset(test_index, crop=48, input_size=40, batch_size=8)
+    y_true, proba, wrong = predict_batches(result.model, dataset, keep_misclassified=4)
+    np.testing.assert_array_equal(y_true, test_index.labels)
+    metrics = compute_metrics(y_true, proba, test_index.class_names)
+    loss, accuracy = result.model.evaluate(dataset, verbose=0)
+    assert metrics["loss"] == pytest.approx(loss, rel=1e-4)
+    assert metrics["accuracy"] == pytest.approx(accuracy)
+    assert metrics["per_class"]["merger"]["roc_auc"] is None  # absent from the test split
+    assert len(wrong) == min(4, round((1 - accuracy) * len(y_true)))
+
+
+def test_balanced_run_never_opens_a_test_shard(splits, tmp_path, monkeypatch):
+    train_paths, test_paths = splits
+    opened = []
+    real_file = h5py.File
+
+    def spy(name, *args, **kwargs):
+        if isinstance(name, str | os.PathLike):
+            opened.append(Path(name).resolve())
+        return real_file(name, *args, **kwargs)
+
+    monkeypatch.setattr(h5py, "File", spy)
+    balanced = tmp_path / "train_balanced.h5"
+    build_balanced_set(
+        train_paths, balanced, BalanceSettings(per_class=6, crop=48, drop_empty_classes=True)
+    )
+    index = ShardIndex.from_paths([balanced])
+    result = train.train_model(index, train.TrainSettings(**{**vars(SETTINGS), "epochs": 1}))
+    train.save(result, tmp_path / "model.keras", tmp_path / "history.csv")
+    assert opened, "the spy saw no file"
+    assert not {Path(p).resolve() for p in test_paths} & set(opened)
+    allowed = {Path(p).resolve() for p in train_paths} | {balanced.resolve()}
+    # the balanced file is written under a temporary name first
+    assert {p for p in opened if not p.name.startswith(".train_balanced.h5.tmp-")} <= allowed
+    # the validation set holds no rotated twin of a training image
+    assert result.metadata["n_train"] + result.metadata["n_validation"] == len(index)
+    assert result.metadata["image_size"] == 64  # the balanced set stores crops of 64-pixel images
+    assert np.bincount(index.labels, minlength=6).tolist() == [6, 6, 6, 6, 6, 0]
+
+
+def test_training_refuses_the_test_split(splits):
+    with pytest.raises(InputDataError, match="test split"):
+        train.train_model(ShardIndex.from_paths(splits[1]), SETTINGS)
+    with pytest.raises(InputDataError, match="test split"):
+        train.cross_validate(ShardIndex.from_paths(splits[1]), SETTINGS, 2)
+
+
+def test_training_is_reproducible_with_a_seed(splits):
+    index = ShardIndex.from_paths(splits[0])
+    settings = train.TrainSettings(
+        **{**vars(SETTINGS), "epochs": 1, "architecture": "deeper", "input_size": 16}
+    )
+    first = train.train_model(index, settings).history
+    second = train.train_model(index, settings).history
+    pd.testing.assert_frame_equal(first, second)
+
+
+def test_kfold_reports_every_fold_and_the_spread(splits):
+    index = ShardIndex.from_paths(splits[0])
+    settings = train.TrainSettings(**{**vars(SETTINGS), "epochs": 1})
+    folds = train.cross_validate(index, settings, 2)
+    assert folds["fold"].tolist() == [1, 2]
+    assert folds["n_held_out"].sum() == len(index)
+    summary = train.summarize_folds(folds)
+    accuracy = summary.set_index("metric").loc["accuracy"]
+    assert accuracy["mean"] == pytest.approx(folds["accuracy"].mean())
+    assert accuracy["std"] == pytest.approx(folds["accuracy"].std(ddof=1))
+    with pytest.raises(InputDataError, match="cnn.kfold is 1"):
+        train.cross_validate(index, settings, 1)
+
+
+# ----------------------------------------------------------------------------- prediction
+
+
+@pytest.fixture(scope="module")
+def jpeg_folder(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("jpegs")
+    labels = pd.read_csv(GZ1 / "labels.csv").sort_values("dr7objid")
+    for objid in labels["dr7objid"].iloc[:5]:
+        (folder / f"{objid}.jpg").write_bytes((GZ1 / "images" / f"{objid}.jpeg").read_bytes())
+    (folder / "truncated.jpg").write_bytes((GZ1 / "images" / f"{objid}.jpeg").read_bytes()[:300])
+    (folder / "notes.txt").write_text("not an image")
+    return folder
+
+
+def test_predict_folder_reports_the_corrupt_file(unbalanced, jpeg_folder, tmp_path):
+    folder, _ = unbalanced
+    out = tmp_path / "predictions.csv"
+    predictions, failures = predict.predict_folder(
+        folder / "model.keras", jpeg_folder, out, batch_size=2
+    )
+    written = pd.read_csv(out)
+    assert len(written) == 5 and "truncated" not in written["id"].astype(str).tolist()
+    assert written.columns.tolist() == [
+        "id", "predicted_class", "probability", *[f"p_{name}" for name in CLASS_NAMES]
+    ]  # fmt: skip
+    probabilities = written[[f"p_{name}" for name in CLASS_NAMES]].to_numpy()
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+    assert set(written["predicted_class"]) <= set(CLASS_NAMES)
+    bad = pd.read_csv(predict.failures_path(out))
+    assert bad["file"].tolist() == ["truncated.jpg"]
+    assert "not a readable image" in bad["reason"][0] or "Error" in bad["reason"][0]
+
+
+def test_predict_command_line(unbalanced, jpeg_folder, tmp_path):
+    folder, _ = unbalanced
+    out = tmp_path / "cli.csv"
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    command = [sys.executable, "-m", "galmorph.cnn.predict", "--model", str(folder / "model.keras")]
+    done = subprocess.run(
+        [*command, "--folder", str(jpeg_folder), "--out", str(out)],
+        capture_output=True, text=True, env=env, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "5 image(s) classified" in done.stdout and "1 skipped" in done.stdout
+    assert len(pd.read_csv(out)) == 5
+    missing = subprocess.run(
+        [*command, "--folder", str(tmp_path / "nowhere"), "--out", str(out)],
+        capture_output=True, text=True, env=env, timeout=300,
+    )  # fmt: skip
+    assert missing.returncode == 1 and "no such folder" in missing.stderr
