@@ -127,13 +127,14 @@ class _Handler(BaseHTTPRequestHandler):
         cut = None
         if fault_path is not None:
             cut = owner._take("drop", fault_path) or owner._take("truncate", fault_path)
+        # Logged before writing: a client may finish reading before this thread resumes.
         if cut is None:
-            self.wfile.write(body)
             record.bytes_sent = len(body)
+            self.wfile.write(body)
             return
         sent = body[: min(cut.after_bytes, max(0, len(body) - 1))]
-        self.wfile.write(sent)
         record.bytes_sent = len(sent)
+        self.wfile.write(sent)
         if cut.kind == "drop":
             # An abortive close (RST): the client sees "connection reset". The pause lets
             # the bytes already sent reach the client first, as a mid-body drop would.

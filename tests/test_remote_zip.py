@@ -149,3 +149,16 @@ def test_not_a_zip(tmp_path):
 def test_unreachable_server(tmp_path):
     with pytest.raises(DownloadError, match="nonexistent.invalid"):
         ZipIndex.open("http://nonexistent.invalid/images_gz2.zip", retries=1)
+
+
+def test_directory_larger_than_the_tail_read(tmp_path):
+    root = tmp_path / "www"
+    root.mkdir()
+    members = {f"images/{587720000000 + i}.jpg": i.to_bytes(4, "little") for i in range(1500)}
+    build_zip(root / "big.zip", members)
+    with FileServer(root) as server:
+        index = ZipIndex.open(server.url("big.zip"), **FAST)
+        assert len(index) == 1500 and asset_ids(index)[-1] == 587720001499
+        tail, directory = server.requests
+        assert tail.range == "bytes=-65577" and directory.bytes_sent > 65_577
+        assert index.read("images/587720000777.jpg") == members["images/587720000777.jpg"]
