@@ -13,6 +13,7 @@ def main(snakemake):
             retries=params.retries,
             backoff_s=params.backoff_s,
             timeout_s=params.timeout_s,
+            config_key=f"catalogue.{name}_url",
         )
 
 
