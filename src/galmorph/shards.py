@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
-import shutil
-import tempfile
-from collections.abc import Iterator
-from pathlib import Path
 
 import pandas as pd
 
@@ -62,23 +57,3 @@ def failed_asset_ids(failures_csv: str | os.PathLike) -> set[int]:
             f"{failures_csv}: no asset_id column; rerun the download of this shard"
         )
     return set(frame["asset_id"].astype("int64").tolist())
-
-
-@contextlib.contextmanager
-def atomic_dir(final: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary folder next to ``final``; rename it to ``final`` on success.
-
-    A reader never sees a half-filled folder under the final name; on error the
-    temporary folder is removed.
-    """
-    final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    temporary = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
-    try:
-        yield temporary
-        if final.is_dir() and not any(final.iterdir()):
-            final.rmdir()  # an empty folder left by the scheduler: replace it
-        os.replace(temporary, final)
-    except BaseException:
-        shutil.rmtree(temporary, ignore_errors=True)
-        raise

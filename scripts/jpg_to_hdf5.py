@@ -1,0 +1,37 @@
+"""Rule jpg_to_hdf5: one shard's verified JPEGs -> one HDF5 file."""
+
+import logging
+
+import _bootstrap
+
+from galmorph.hdf5 import convert_shard
+from galmorph.sample import read_class_list
+from galmorph.shards import failed_asset_ids, shard_rows
+
+
+def main(snakemake):
+    params = snakemake.params
+    shard = int(snakemake.wildcards.shard)
+    rows = shard_rows(snakemake.input.sample, params.n_shards, shard)
+    failed = failed_asset_ids(snakemake.input.failures)
+    report = convert_shard(
+        snakemake.input.jpg,
+        rows,
+        snakemake.output.h5,
+        class_names=read_class_list(snakemake.input.classes),
+        size=params.size,
+        size_policy=params.size_policy,
+        compression=params.compression,
+        gzip_level=params.gzip_level,
+        attrs={"source": params.source, "split": snakemake.wildcards.split, "shard": shard},
+        skip=failed,
+    )
+    logging.info(
+        "wrote %d images to %s (%d failed downloads left out)",
+        report.n_images,
+        report.path,
+        report.n_skipped,
+    )
+
+
+_bootstrap.run(main, snakemake)  # noqa: F821
