@@ -98,19 +98,25 @@ def shards():
 
 def jpg_shards(split):
     """The folders of a split's downloaded JPEGs, one per shard."""
-    return expand("results/images/jpg/{split}/shard_{shard}", split=split, shard=shards())
+    return expand(
+        "results/images/jpg/{split}/shard_{shard}", split=split, shard=shards()
+    )
 
 
 def hdf5_shards(split):
     """The HDF5 shard files of a split, in sample order (read with galmorph.hdf5)."""
-    return expand("results/images/hdf5/{split}/shard_{shard}.h5", split=split, shard=shards())
+    return expand(
+        "results/images/hdf5/{split}/shard_{shard}.h5", split=split, shard=shards()
+    )
 
 
 def jpg_archive_inputs(wildcards):
     """A split's JPEG folders and their failure lists, for its JPEG archive."""
     return {
         "shards": jpg_shards(wildcards.split),
-        "failures": [f"{folder}.failures.csv" for folder in jpg_shards(wildcards.split)],
+        "failures": [
+            f"{folder}.failures.csv" for folder in jpg_shards(wildcards.split)
+        ],
     }
 
 
