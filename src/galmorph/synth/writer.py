@@ -15,7 +15,7 @@ import io
 import logging
 import zipfile
 from collections.abc import Sequence
-from multiprocessing import get_context
+from multiprocessing import get_all_start_methods, get_context
 from pathlib import Path
 
 import numpy as np
@@ -140,8 +140,10 @@ def _write_zip(sky: Sky, seed: int, path: Path, progress: bool, n_jobs: int) -> 
     bar = tqdm(total=len(tasks), desc="rendering galaxies", unit="img", disable=not progress)
     with contextlib.ExitStack() as stack:
         archive = stack.enter_context(zipfile.ZipFile(path, "w", zipfile.ZIP_STORED))
-        if n_jobs > 1:
-            pool = stack.enter_context(get_context("spawn").Pool(n_jobs))
+        # Fork, not spawn: a spawned worker re-runs the caller's __main__, which
+        # for a rule script is the script itself. Without fork, render serially.
+        if n_jobs > 1 and "fork" in get_all_start_methods():
+            pool = stack.enter_context(get_context("fork").Pool(n_jobs))
             images = pool.imap(_render_row, tasks, chunksize=8)
         else:
             images = map(_render_row, tasks)
