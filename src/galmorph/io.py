@@ -26,6 +26,11 @@ def atomic_path(final: str | Path, suffix: str = "") -> Iterator[Path]:
     temporary = Path(temporary)
     try:
         yield temporary
+        # mkstemp creates 0600; give the result the permissions of a normal new file.
+        umask = os.umask(0)
+        os.umask(umask)
+        if temporary.exists():
+            os.chmod(temporary, 0o666 & ~umask)
         os.replace(temporary, final)
     except BaseException:
         temporary.unlink(missing_ok=True)
