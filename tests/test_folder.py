@@ -84,3 +84,33 @@ def test_nothing_usable_is_a_clear_error(tmp_path):
 def test_missing_folder_is_named(tmp_path):
     with pytest.raises(InputDataError, match="set folder.images"):
         list_images(tmp_path / "nope", "{id}.jpg")
+
+
+def test_directory_source_reads_the_pattern_and_reencodes_png(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from galmorph.acquire import fetch_shard, make_source
+
+    folder = tmp_path / "img"
+    folder.mkdir()
+    pixels = np.random.default_rng(0).integers(0, 255, (40, 40, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(folder / "gal-a.png")
+    Image.fromarray(pixels).save(folder / "gal-b.jpeg", quality=90)
+    rows = pd.DataFrame(
+        {"asset_id": [1, 2, 3], "dr7objid": [-1, -1, -1], "image_id": ["a", "b", "c"]}
+    )
+    with pytest.raises(InputDataError, match=r"uses \['ext', 'id'\].*folder.filename_pattern"):
+        make_source("directory", directory=str(folder), filename_pattern="gal-{id}.{ext}")
+    for name in ("gal-a.png",):
+        (folder / name).rename(folder / name.replace(".png", ".img"))
+    (folder / "gal-b.jpeg").rename(folder / "gal-b.img")
+    source = make_source("directory", directory=str(folder), filename_pattern="gal-{id}.img")
+    report = fetch_shard(
+        rows, source, tmp_path / "out", tmp_path / "f.csv", max_failure_fraction=0.5,
+        progress=False,
+    )  # fmt: skip
+    assert (report.n_ok, report.n_failed) == (2, 1)
+    with Image.open(tmp_path / "out" / "1.jpg") as image:
+        assert image.format == "JPEG" and image.size == (40, 40)
+    assert "missing" in pd.read_csv(tmp_path / "f.csv")["reason"].iloc[0]

@@ -177,9 +177,16 @@ class CutoutSource:
 
 @dataclass(frozen=True)
 class DirectorySource:
-    """An existing folder of ``<asset_id>.jpg``."""
+    """An existing folder of images, ``<asset_id>.jpg`` unless ``filename_pattern`` says otherwise.
+
+    ``filename_pattern`` may use ``{id}`` (the row's ``image_id`` for a folder
+    dataset, else its ``asset_id``) and ``{asset_id}``. Images that are not
+    JPEG (PNG, say) are re-encoded as JPEG at quality 95, so the shard folder
+    holds JPEGs only.
+    """
 
     path: str
+    filename_pattern: str = "{id}.jpg"
     kind = "directory"
     required_columns = ("asset_id", "dr7objid")
 
@@ -188,17 +195,33 @@ class DirectorySource:
         if not folder.is_dir():
             raise InputDataError(
                 f"images.directory {self.path!r} is not a folder; set it to the folder "
-                "holding <asset_id>.jpg files"
+                "holding the images"
             )
 
         def get(row: Mapping[str, Any]) -> bytes:
-            file = folder / f"{int(row['asset_id'])}.jpg"
+            image_id = row.get("image_id")
+            if image_id is None or (isinstance(image_id, float) and image_id != image_id):
+                image_id = int(row["asset_id"])
+            name = self.filename_pattern.format(id=image_id, asset_id=int(row["asset_id"]))
+            file = folder / name
             try:
-                return file.read_bytes()
+                data = file.read_bytes()
             except FileNotFoundError:
                 raise ImageUnavailable(f"missing: {file} does not exist") from None
+            return data if data[:2] == b"\xff\xd8" else _as_jpeg(data)
 
         return get, lambda: None
+
+
+def _as_jpeg(data: bytes) -> bytes:
+    """Re-encode a non-JPEG image (PNG, ...) as an RGB JPEG; undecodable bytes pass unchanged."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            buffer = io.BytesIO()
+            image.convert("RGB").save(buffer, format="JPEG", quality=95)
+            return buffer.getvalue()
+    except (OSError, SyntaxError, ValueError):
+        return data  # verification reports it as not a valid JPEG
 
 
 def make_source(
@@ -208,6 +231,7 @@ def make_source(
     cutout_url: str = "",
     cutout_scale: float = 0.396,
     directory: str = "",
+    filename_pattern: str = "{id}.jpg",
 ) -> ZipSource | CutoutSource | DirectorySource:
     """Build the source named by ``images.source`` from the other ``images.*`` strings."""
     needed = {"zip": ("zip_url", zip_url), "cutout": ("cutout_url", cutout_url)}
@@ -224,7 +248,13 @@ def make_source(
     path = local_path(str(value))
     if path is None:
         raise InputDataError(f"images.directory {value!r} must be a local folder, not a URL")
-    return DirectorySource(str(path))
+    fields = {name for _, name, _, _ in string.Formatter().parse(filename_pattern) if name}
+    if not fields <= {"id", "asset_id"}:
+        raise InputDataError(
+            f"image file-name pattern {filename_pattern!r} uses {sorted(fields)}; "
+            "only {id} and {asset_id} are known (folder.filename_pattern)"
+        )
+    return DirectorySource(str(path), filename_pattern)
 
 
 def verify_jpeg(data: bytes, size: int, size_policy: str = "resize") -> str | None:

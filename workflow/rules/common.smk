@@ -82,6 +82,13 @@ def images_zip_url():
 def images_source():
     """Keyword arguments of galmorph.acquire.make_source: where the images come from."""
     images = config["images"]
+    if DATASET == "folder":
+        folder = config["folder"]
+        return {
+            "kind": "directory",
+            "directory": folder["images"],
+            "filename_pattern": folder["filename_pattern"],
+        }
     return {
         "kind": images["source"],
         "zip_url": images_zip_url(),
@@ -124,6 +131,26 @@ def sample_figures():
     return expand("results/sample/class_histogram_{split}.png", split=SPLITS)
 
 
+def reduction_mem_mb():
+    """Memory of a reduction job in MB: a few batches of crops plus the components."""
+    features = 3 * config["reduction"]["crop"] ** 2
+    batch = config["reduction"]["batch_size"]
+    k = config["reduction"]["n_components"]
+    # float32 stacked matrix (k + batch + 1 rows), float32 and uint8 batches, float64 components
+    work = features * (4 * (k + batch + 1) + 4 * batch + 2 * batch + 3 * 8 * k)
+    return int(1.5 * work / 1e6) + 500
+
+
+def clustering_mem_mb(wildcards):
+    """Memory of one clustering job in MB; linkage is quadratic in its fitted points."""
+    n = config["sample"]["n_train"]
+    if wildcards.method == "hierarchical":
+        fit = min(n, config["clustering"]["hierarchical"]["max_fit_samples"])
+        # condensed distances (8 bytes x n^2 / 2), about twice during linkage
+        return int(2 * 8 * fit**2 / 2 / 1e6) + 1000
+    return 2000
+
+
 # Each stage's .smk registers the final outputs of its stage here.
 TARGETS = {}
 
@@ -131,3 +158,76 @@ TARGETS = {}
 def all_targets():
     """Everything the default run produces, stage by stage."""
     return [path for stage in TARGETS.values() for path in stage]
+
+
+def cnn_training_data(wildcards):
+    """Training shards of a CNN variant: the train split, or its balanced set."""
+    if wildcards.variant == "balanced":
+        return {"shards": ["results/cnn/balanced/train_balanced.h5"]}
+    return {"shards": hdf5_shards("train")}
+
+
+def cnn_train_settings(variant):
+    """The cnn.* keys of one variant's training (galmorph.cnn.train.TrainSettings).
+
+    Class weights apply to the unbalanced variant only, so toggling them does
+    not retrain the balanced model.
+    """
+    keys = (
+        "architecture", "crop", "input_size", "epochs", "batch_size", "learning_rate",
+        "validation_fraction", "early_stopping_patience", "reduce_lr_patience",
+    )  # fmt: skip
+    settings = {key: config["cnn"][key] for key in keys}
+    settings["class_weights"] = (
+        variant == "unbalanced" and config["cnn"]["class_weights"]
+    )
+    settings["seed"] = config["seed"]
+    return settings
+
+
+def cnn_mem_mb(wildcards):
+    """Memory of a CNN job in MB: TensorFlow itself plus activations of a batch."""
+    cnn = config["cnn"]
+    # first convolution's float32 output (64 maps, kept for the backward pass), ~3x
+    activations = 3 * 64 * cnn["input_size"] ** 2 * 4 * cnn["batch_size"]
+    return 2000 + int(activations / 1e6)
+
+
+def cnn_summary_inputs(wildcards):
+    """Every variant's test metrics, and the clustering summary when clustering runs."""
+    inputs = {
+        "metrics": expand(
+            "results/cnn/{variant}/metrics.json", variant=config["cnn"]["variants"]
+        )
+    }
+    if config["clustering"]["methods"]:
+        inputs["clustering"] = "results/clustering/summary.csv"
+    return inputs
+
+
+def predict_folder_input(wildcards):
+    """The folder of JPEGs to classify (config key predict_folder)."""
+    folder = config.get("predict_folder", "")
+    if not folder:
+        raise ValueError(
+            "set the folder of JPEGs to classify: "
+            "--config predict_folder=path/to/jpegs (or predict_folder in the config file)"
+        )
+    return folder
+
+
+def cnn_targets():
+    """Final outputs of the CNN stage under the current config."""
+    variants = config["cnn"]["variants"]
+    targets = expand(
+        "results/cnn/{variant}/{name}",
+        variant=variants,
+        name=("metrics.json", "history.png", "confusion_matrix.png", "roc.png"),
+    )
+    if variants:
+        targets += ["results/cnn/summary.csv", "results/cnn/summary.png"]
+    if config["cnn"]["kfold"] > 1:
+        targets += expand("results/cnn/{variant}/kfold_summary.csv", variant=variants)
+    if config.get("predict_folder"):
+        targets += expand("results/predict/{variant}/predictions.csv", variant=variants)
+    return targets
