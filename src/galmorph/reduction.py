@@ -408,3 +408,22 @@ def load_reduced(path: str | Path) -> dict:
     if missing:
         raise InputDataError(f"{path} lacks {sorted(missing)}: rerun the reduction")
     return data
+
+
+def example_reconstructions(shard_paths: Sequence[str | Path], crop: int | None, reducer, n: int):
+    """The first ``n`` images of the shards and their PCA reconstructions, in [0, 1].
+
+    Returns ``(originals, reconstructed, titles)``; titles name the asset id and class.
+    """
+    from galmorph import hdf5
+
+    names = hdf5.read_class_names([str(p) for p in shard_paths])
+    batch = next(iter(hdf5.iter_batches([str(p) for p in shard_paths], n, crop=crop)))
+    originals = pixels(batch.images)
+    rebuilt = reducer.inverse_transform(reducer.transform(originals))
+    shape = batch.images.shape
+    titles = [
+        f"{asset} ({names[label]})"
+        for asset, label in zip(batch.asset_id, batch.labels, strict=True)
+    ]
+    return originals.reshape(shape), np.clip(rebuilt.reshape(shape), 0.0, 1.0), titles

@@ -1,1 +1,98 @@
-# Rules of this stage are being written; see the stage's issue.
+# One job and one report per clustering method, fitted on train and assigning test.
+
+
+wildcard_constraints:
+    method="kmeans|hierarchical|hdbscan|som|gmm",
+
+
+rule cluster:
+    input:
+        train="results/reduction/train.pkl",
+        test="results/reduction/test.pkl",
+        reducer="results/reduction/reducer.pkl",
+        scaler="results/reduction/scaler.pkl",
+    output:
+        labels_train="results/clustering/{method}/labels_train.csv",
+        labels_test="results/clustering/{method}/labels_test.csv",
+        metrics="results/clustering/{method}/metrics.json",
+        class_histogram=report(
+            "results/clustering/{method}/class_histogram.png",
+            caption="../report/clustering_class_histogram.rst",
+            category="Clustering",
+            subcategory="{method}",
+        ),
+        cluster_sizes=report(
+            "results/clustering/{method}/cluster_sizes.png",
+            caption="../report/clustering_cluster_sizes.rst",
+            category="Clustering",
+            subcategory="{method}",
+        ),
+        centroids=report(
+            "results/clustering/{method}/centroids.png",
+            caption="../report/clustering_centroids.rst",
+            category="Clustering",
+            subcategory="{method}",
+        ),
+        method_figure=report(
+            "results/clustering/{method}/{method}.png",
+            caption="../report/clustering_method.rst",
+            category="Clustering",
+            subcategory="{method}",
+        ),
+    log:
+        "logs/clustering/cluster/{method}.log",
+    benchmark:
+        "benchmarks/clustering/cluster/{method}.tsv"
+    conda:
+        env("ml")
+    threads: 2
+    resources:
+        mem_mb=clustering_mem_mb,
+        runtime="2h",
+    params:
+        # Only this method's section: editing it reruns only this method (and the summary).
+        method_params=lambda wildcards: config["clustering"][wildcards.method],
+        seed=config["seed"],
+    script:
+        "../../scripts/cluster.py"
+
+
+rule clustering_summary:
+    input:
+        metrics=expand(
+            "results/clustering/{method}/metrics.json",
+            method=config["clustering"]["methods"],
+        ),
+    output:
+        table="results/clustering/summary.csv",
+        figure=report(
+            "results/clustering/summary.png",
+            caption="../report/clustering_summary.rst",
+            category="Clustering",
+            subcategory="summary",
+        ),
+    log:
+        "logs/clustering/clustering_summary.log",
+    conda:
+        env("ml")
+    script:
+        "../../scripts/clustering_summary.py"
+
+
+TARGETS["clustering"] = [
+    *expand(
+        "results/clustering/{method}/{name}",
+        method=config["clustering"]["methods"],
+        name=[
+            "labels_train.csv",
+            "labels_test.csv",
+            "metrics.json",
+            "class_histogram.png",
+            "cluster_sizes.png",
+            "centroids.png",
+        ],
+    ),
+    *[f"results/clustering/{m}/{m}.png" for m in config["clustering"]["methods"]],
+    "results/clustering/summary.csv",
+    "results/clustering/summary.png",
+]
