@@ -123,7 +123,7 @@ def test_summary_joins_variants_and_clustering(tmp_path, metrics):
         paths[variant] = tmp_path / f"{variant}.json"
         paths[variant].write_text(json.dumps(metrics | {"accuracy": accuracy}))
     clustering = tmp_path / "clustering.csv"
-    clustering.write_text("method,ari,nmi,purity\nkmeans,0.1,0.2,0.3\n")
+    clustering.write_text("method,split,ari,purity\nkmeans,train,0.4,0.6\nkmeans,test,0.1,0.3\n")
     table = summarize(paths, clustering)
     assert table["name"].tolist() == ["unbalanced", "balanced", "kmeans"]
     assert table["stage"].tolist() == ["cnn", "cnn", "clustering"]

@@ -1,1 +1,174 @@
-# Rules of this stage are being written; see the stage's issue.
+# Supervised CNNs on real pixels: balance (train split only), train, evaluate on the
+# untouched test split, compare; optional k-fold; classify a folder of JPEGs.
+#   snakemake results/predict/balanced/predictions.csv --config predict_folder=path/to/jpegs
+
+
+wildcard_constraints:
+    variant="unbalanced|balanced",
+
+
+rule balance_training_set:
+    input:
+        shards=hdf5_shards("train"),
+    output:
+        h5="results/cnn/balanced/train_balanced.h5",
+        counts="results/cnn/balanced/balance_counts.csv",
+    log:
+        "logs/cnn/balance_training_set.log",
+    benchmark:
+        "benchmarks/cnn/balance_training_set.tsv"
+    conda:
+        env("dl")
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime="1h",
+    params:
+        balanced=config["cnn"]["balanced"],
+        crop=config["cnn"]["crop"],
+        seed=config["seed"],
+    script:
+        "../../scripts/balance.py"
+
+
+rule train_cnn:
+    input:
+        unpack(cnn_training_data),
+    output:
+        model="results/cnn/{variant}/model.keras",
+        metadata="results/cnn/{variant}/model.json",
+        history="results/cnn/{variant}/history.csv",
+        history_figure=report(
+            "results/cnn/{variant}/history.png",
+            caption="../report/cnn_history.rst",
+            category="CNN",
+            subcategory="{variant}",
+        ),
+    log:
+        "logs/cnn/train_cnn/{variant}.log",
+    benchmark:
+        "benchmarks/cnn/train_cnn/{variant}.tsv"
+    conda:
+        env("dl")
+    threads: 8
+    resources:
+        mem_mb=cnn_mem_mb,
+        runtime="8h",
+    params:
+        settings=lambda wildcards: cnn_train_settings(wildcards.variant),
+    script:
+        "../../scripts/train_cnn.py"
+
+
+rule evaluate_cnn:
+    input:
+        model="results/cnn/{variant}/model.keras",
+        metadata="results/cnn/{variant}/model.json",
+        test=hdf5_shards("test"),
+    output:
+        metrics="results/cnn/{variant}/metrics.json",
+        per_class="results/cnn/{variant}/per_class.csv",
+        predictions="results/cnn/{variant}/test_predictions.csv",
+        confusion=report(
+            "results/cnn/{variant}/confusion_matrix.png",
+            caption="../report/cnn_confusion.rst",
+            category="CNN",
+            subcategory="{variant}",
+        ),
+        roc=report(
+            "results/cnn/{variant}/roc.png",
+            caption="../report/cnn_roc.rst",
+            category="CNN",
+            subcategory="{variant}",
+        ),
+        misclassified=report(
+            "results/cnn/{variant}/misclassified.png",
+            caption="../report/cnn_misclassified.rst",
+            category="CNN",
+            subcategory="{variant}",
+        ),
+    log:
+        "logs/cnn/evaluate_cnn/{variant}.log",
+    benchmark:
+        "benchmarks/cnn/evaluate_cnn/{variant}.tsv"
+    conda:
+        env("dl")
+    threads: 4
+    resources:
+        mem_mb=cnn_mem_mb,
+        runtime="1h",
+    params:
+        batch_size=config["cnn"]["batch_size"],
+        n_misclassified=24,
+    script:
+        "../../scripts/evaluate_cnn.py"
+
+
+rule cnn_kfold:
+    input:
+        unpack(cnn_training_data),
+    output:
+        folds="results/cnn/{variant}/kfold.csv",
+        summary="results/cnn/{variant}/kfold_summary.csv",
+    log:
+        "logs/cnn/cnn_kfold/{variant}.log",
+    benchmark:
+        "benchmarks/cnn/cnn_kfold/{variant}.tsv"
+    conda:
+        env("dl")
+    threads: 8
+    resources:
+        mem_mb=cnn_mem_mb,
+        runtime="24h",
+    params:
+        settings=lambda wildcards: cnn_train_settings(wildcards.variant),
+        k=config["cnn"]["kfold"],
+    script:
+        "../../scripts/cnn_kfold.py"
+
+
+rule cnn_summary:
+    input:
+        unpack(cnn_summary_inputs),
+    output:
+        table="results/cnn/summary.csv",
+        figure=report(
+            "results/cnn/summary.png",
+            caption="../report/cnn_summary.rst",
+            category="CNN",
+            subcategory="summary",
+        ),
+    log:
+        "logs/cnn/cnn_summary.log",
+    conda:
+        env("dl")
+    params:
+        variants=config["cnn"]["variants"],
+    script:
+        "../../scripts/cnn_summary.py"
+
+
+rule predict_folder:
+    input:
+        model="results/cnn/{variant}/model.keras",
+        metadata="results/cnn/{variant}/model.json",
+        folder=predict_folder_input,
+    output:
+        predictions="results/predict/{variant}/predictions.csv",
+        failures="results/predict/{variant}/predictions.failures.csv",
+    log:
+        "logs/cnn/predict_folder/{variant}.log",
+    conda:
+        env("dl")
+    threads: 2
+    resources:
+        mem_mb=cnn_mem_mb,
+        runtime="1h",
+    params:
+        folder=config.get("predict_folder", ""),
+        batch_size=config["cnn"]["batch_size"],
+    script:
+        "../../scripts/predict_folder.py"
+
+
+TARGETS["cnn"] = cnn_targets()

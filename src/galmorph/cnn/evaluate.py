@@ -245,3 +245,73 @@ def plot_history(history: pd.DataFrame, path: str | Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def evaluate_on_shards(
+    model,
+    metadata: dict,
+    test_paths: Sequence[str | Path],
+    outputs: dict,
+    batch_size: int = 64,
+    n_misclassified: int = 24,
+) -> dict:
+    """Evaluate ``model`` on the test shards and write every report file.
+
+    Parameters
+    ----------
+    model : keras.Model
+    metadata : dict
+        The model's ``model.json`` (class names, crop, input size).
+    test_paths : sequence of path
+        The test split's shards: never seen by training, balancing or model selection.
+    outputs : dict
+        Paths of ``metrics`` (JSON), ``per_class`` (CSV), ``predictions`` (CSV, one row
+        per test image) and the figures ``confusion``, ``roc`` and ``misclassified``.
+
+    Returns
+    -------
+    dict
+        The metrics of :func:`compute_metrics`.
+    """
+    import json
+
+    from galmorph.cnn.data import make_dataset
+    from galmorph.cnn.shards import ShardIndex
+    from galmorph.io import atomic_path
+
+    index = ShardIndex.from_paths(test_paths)
+    class_names = metadata["class_names"]
+    if list(index.class_names) != list(class_names):
+        raise InputDataError(
+            f"{index.paths[0]}: test classes {list(index.class_names)} differ from the model's "
+            f"{class_names}; train and evaluate on shards of the same run"
+        )
+    dataset = make_dataset(
+        index, crop=metadata["crop"], input_size=metadata["input_size"], batch_size=batch_size
+    )
+    y_true, proba, wrong = predict_batches(model, dataset, keep_misclassified=n_misclassified)
+    metrics = compute_metrics(y_true, proba, class_names)
+    metrics["variant"] = metadata.get("variant")
+    predicted = proba.argmax(axis=1)
+    table = pd.DataFrame(
+        {
+            "asset_id": index.asset_id,
+            "class": np.asarray(class_names)[y_true],
+            "predicted_class": np.asarray(class_names)[predicted],
+            "probability": proba.max(axis=1),
+        }
+    )
+    for label, name in enumerate(class_names):
+        table[f"p_{name}"] = proba[:, label]
+    writers = {
+        "metrics": lambda path: Path(path).write_text(json.dumps(metrics, indent=2) + "\n"),
+        "per_class": lambda path: metrics_table(metrics).to_csv(path, index=False),
+        "predictions": lambda path: table.to_csv(path, index=False),
+        "confusion": lambda path: plot_confusion(metrics["confusion_matrix"], class_names, path),
+        "roc": lambda path: plot_roc(y_true, proba, class_names, path),
+        "misclassified": lambda path: plot_misclassified(wrong, class_names, path),
+    }
+    for name, write in writers.items():
+        with atomic_path(outputs[name], suffix=Path(outputs[name]).suffix) as temporary:
+            write(temporary)
+    return metrics

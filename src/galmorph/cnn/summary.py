@@ -16,8 +16,9 @@ import pandas as pd  # noqa: E402
 from galmorph.cnn.evaluate import SCALAR_METRICS  # noqa: E402
 from galmorph.errors import InputDataError  # noqa: E402
 
-#: Metrics drawn in the summary figure (all of them between 0 and 1).
-PLOTTED = ("accuracy", "f1_macro", "f1_weighted", "roc_auc_macro")
+#: Scores drawn in the summary figure (all between 0 and 1); a clustering's purity is the
+#: accuracy of labelling each cluster with its majority class.
+PLOTTED = ("accuracy", "f1_macro", "f1_weighted", "roc_auc_macro", "purity")
 
 
 def summarize(
@@ -47,8 +48,11 @@ def summarize(
     if clustering_csv is not None and Path(clustering_csv).is_file():
         clustering = pd.read_csv(clustering_csv)
         clustering = clustering.rename(columns={clustering.columns[0]: "name"})
+        if "split" in clustering:  # the CNNs are scored on the test split only
+            clustering = clustering[clustering["split"] == "test"]
         clustering.insert(0, "stage", "clustering")
         table = pd.concat([table, clustering], ignore_index=True)
+    table["n_test"] = table["n_test"].astype("Int64")
     return table
 
 

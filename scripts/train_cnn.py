@@ -1,0 +1,21 @@
+"""Train one CNN variant ({variant}) on its training data; save model, history and figure."""
+
+import _bootstrap  # noqa: F401  (puts src/ on sys.path)
+
+from galmorph.cnn import train  # sets TF_CPP_MIN_LOG_LEVEL before TensorFlow loads
+from galmorph.cnn.evaluate import plot_history
+from galmorph.cnn.shards import ShardIndex
+from galmorph.io import atomic_path
+
+
+def main(snakemake):
+    train.configure_threads(snakemake.threads)
+    index = ShardIndex.from_paths(snakemake.input.shards)
+    result = train.train_model(index, train.TrainSettings(**snakemake.params.settings))
+    result.metadata["variant"] = snakemake.wildcards.variant
+    train.save(result, snakemake.output.model, snakemake.output.history)
+    with atomic_path(snakemake.output.history_figure, suffix=".png") as temporary:
+        plot_history(result.history, temporary)
+
+
+_bootstrap.run(main, snakemake)  # noqa: F821
