@@ -1,6 +1,7 @@
 """Each clustering method on a tiny reduced set: fit on train only, report, summary."""
 
 import json
+import os
 
 import numpy as np
 import pandas as pd
@@ -168,3 +169,72 @@ def test_summary_compares_methods(tmp_path):
     bad.write_text("{")
     with pytest.raises(InputDataError, match="broken.json"):
         write_summary([bad], tmp_path / "s.csv", tmp_path / "s.png")
+
+
+# -- the rules, on the tiny workflow run once per session (tests/conftest.py) ---------------
+
+
+def planned_jobs(result) -> dict[str, int]:
+    """Job counts of a dry run's summary table."""
+    lines = result.stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("job ")) + 2
+    counts = {}
+    for line in lines[start:]:
+        parts = line.split()
+        if len(parts) != 2 or parts[0] == "total":
+            break
+        counts[parts[0]] = int(parts[1])
+    return counts
+
+
+@pytest.mark.slow
+def test_rules_write_every_report(finished_run):
+    results = finished_run.workdir / "results"
+    for method in sorted(METHODS):
+        metrics = json.loads((results / "clustering" / method / "metrics.json").read_text())
+        for split in ("train", "test"):
+            assert 0 <= metrics[split]["purity"] <= 1
+            assert -1 <= metrics[split]["adjusted_rand_index"] <= 1
+        for name in ("class_histogram", "cluster_sizes", "centroids", method):
+            assert (results / "clustering" / method / f"{name}.png").stat().st_size > 0
+    summary = pd.read_csv(results / "clustering" / "summary.csv")
+    assert sorted(set(summary["method"])) == sorted(METHODS)
+    reducer = pickle_load(results / "reduction" / "reducer.pkl")
+    assert type(reducer).__name__ == "IncrementalPCA"  # plain scikit-learn
+
+
+def pickle_load(path):
+    import pickle
+
+    with open(path, "rb") as handle:
+        return pickle.load(handle)
+
+
+@pytest.mark.slow
+def test_editing_one_method_reruns_only_it_and_the_summary(finished_run, tmp_path):
+    change = tmp_path / "change.yaml"
+    change.write_text("clustering:\n  gmm:\n    n_components: 3\n")
+    result = finished_run.snakemake("-n", "--configfile", finished_run.configfile, str(change))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert planned_jobs(result) == {"cluster": 1, "clustering_summary": 1}
+    assert "results/clustering/gmm/metrics.json" in result.stdout
+    assert "results/clustering/kmeans/metrics.json" not in result.stdout
+
+
+@pytest.mark.slow
+def test_test_shards_never_reach_the_reduction_fit(finished_run):
+    """A newer test shard reruns the test reduction only: the fit never reads it."""
+    shards = sorted((finished_run.workdir / "results/images/hdf5/test").glob("shard_*.h5"))
+    before = [(path, path.stat()) for path in shards]
+    try:
+        for path, stat in before:
+            os.utime(path, (stat.st_atime, stat.st_mtime + 3600))
+        result = finished_run.snakemake("-n", "--until", "clustering_summary")
+    finally:
+        for path, stat in before:
+            os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert result.returncode == 0, result.stderr[-3000:]
+    jobs = planned_jobs(result)
+    assert "fit_reduction" not in jobs
+    assert jobs["reduce_split"] == 1
+    assert "results/reduction/test.pkl" in result.stdout
