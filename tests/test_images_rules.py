@@ -19,14 +19,16 @@ import yaml
 from conftest import copy_workflow, deep_update, explain, run_snakemake
 from PIL import Image
 
+from galmorph import hdf5
 from galmorph.classes import CLASS_NAMES
 from galmorph.errors import InputDataError
+from galmorph.gallery import collect_examples
 from galmorph.imaging import load_image
 from galmorph.packing import members_under, verify
 from galmorph.shards import failed_asset_ids, shard_names, shard_rows
 
 SIZE = 48
-IMAGES_RULES = ("fetch_images", "jpg_to_hdf5", "pack_jpg", "pack_hdf5")
+IMAGES_RULES = ("fetch_images", "jpg_to_hdf5", "pack_jpg", "pack_hdf5", "image_examples")
 N_ROWS = {"train": 9, "test": 7}
 GREY, MISSING = 105, 203  # a 40x40 greyscale JPEG (resized), an asset with no image
 
@@ -100,6 +102,7 @@ def workdir(tmp_path_factory):
 TARGETS = [
     *[f"results/images/hdf5/{s}/shard_{n}.h5" for s in N_ROWS for n in ("0000", "0001")],
     *[f"results/images/archives/{s}_{k}.tar.gz" for s in N_ROWS for k in ("jpg", "hdf5")],
+    *[f"results/images/examples_{s}.png" for s in N_ROWS],
 ]
 
 
@@ -162,6 +165,18 @@ def test_archives_hold_every_file_intact(finished):
         verify(finished / f"results/images/archives/{split}_hdf5.tar.gz", members)
 
 
+def test_example_figure_shows_the_first_images_of_each_class(finished):
+    paths = [finished / f"results/images/hdf5/train/shard_{n}.h5" for n in shard_names(2)]
+    examples = collect_examples(paths, per_class=2)
+    labels = hdf5.read_labels(paths)
+    assert sorted(examples) == sorted(set(labels.tolist()))
+    ids = hdf5.read_asset_ids(paths)
+    for label, chosen in examples.items():
+        assert [asset for _, asset in chosen] == ids[labels == label][:2].tolist()
+    with Image.open(finished / "results/images/examples_train.png") as figure:
+        assert figure.format == "PNG" and figure.size[1] > 100 * len(examples)
+
+
 def test_reconverting_and_repacking_gives_identical_bytes(finished):
     archives = [finished / t for t in TARGETS if t.endswith(".tar.gz")]
     before = {path: path.read_bytes() for path in archives}
@@ -182,7 +197,7 @@ def test_compression_edit_reruns_conversion_not_download(finished):
         result = snakemake(finished, *TARGETS, "-n", "--quiet", "rules")
         assert result.returncode == 0, explain(result)
         jobs = dict(re.findall(r"^(\w+)\s+(\d+)$", result.stdout, flags=re.MULTILINE))
-        assert jobs == {"jpg_to_hdf5": "4", "pack_hdf5": "2", "total": "6"}
+        assert jobs == {"jpg_to_hdf5": "4", "pack_hdf5": "2", "image_examples": "2", "total": "8"}
     finally:
         config_path.write_text(original)
 

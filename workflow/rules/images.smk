@@ -103,6 +103,27 @@ rule pack_hdf5:
         "../../scripts/pack.py"
 
 
+rule image_examples:
+    input:
+        shards=lambda wildcards: hdf5_shards(wildcards.split),
+    output:
+        figure=report(
+            "results/images/examples_{split}.png",
+            category="Images",
+            caption="../report/images_examples.rst",
+            labels={"split": "{split}"},
+        ),
+    log:
+        "logs/images/image_examples/{split}.log",
+    conda:
+        env("data")
+    params:
+        per_class=6,
+        crop=config["reduction"]["crop"],
+    script:
+        "../../scripts/image_examples.py"
+
+
 TARGETS["images"] = [
     *hdf5_shards("train"),
     *hdf5_shards("test"),
@@ -111,4 +132,5 @@ TARGETS["images"] = [
         split=SPLITS,
         kind=("jpg", "hdf5"),
     ),
+    *expand("results/images/examples_{split}.png", split=SPLITS),
 ]
