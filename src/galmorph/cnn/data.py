@@ -8,11 +8,15 @@ TensorFlow ops and the next batches are prefetched while the model trains.
 from __future__ import annotations
 
 import itertools
+import logging
+from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 
-from galmorph.cnn.shards import ShardIndex, central_crop_bounds
+from galmorph.cnn.shards import CropCache, ShardIndex, central_crop_bounds
+
+log = logging.getLogger(__name__)
 
 
 def to_model_input(images: tf.Tensor, input_size: int) -> tf.Tensor:
@@ -42,6 +46,7 @@ def make_dataset(
     batch_size: int,
     shuffle: bool = False,
     seed: int = 0,
+    cache_dir: str | Path | None = None,
 ) -> tf.data.Dataset:
     """A dataset of ``(images, labels)`` batches over the rows of ``index``.
 
@@ -58,6 +63,10 @@ def make_dataset(
         Visit the rows in a new seeded order at every pass (a full
         permutation of the rows, better mixed than a shuffle buffer).
     seed : int
+    cache_dir : path, optional
+        Keep the crops read in the first pass in an uncompressed memory-mapped
+        file in this folder (:class:`CropCache`), so that later passes skip the
+        decompression; nothing is cached if the disk lacks room.
 
     Returns
     -------
@@ -67,10 +76,19 @@ def make_dataset(
     start, stop = central_crop_bounds(index.image_size, crop)
     side = stop - start
     passes = itertools.count()
+    cache = None
+    if cache_dir is not None:
+        if CropCache.fits(index, crop, cache_dir):
+            cache = CropCache(index, crop, cache_dir)
+        else:
+            log.warning("%s: too little free disk for a crop cache; reading shards", cache_dir)
 
     def rows():
         order = epoch_order(len(index), seed, next(passes), shuffle)
-        yield from index.iter_images(order, crop)
+        if cache is None:
+            yield from index.iter_images(order, crop)
+        else:
+            yield from cache.iter_images(order)
 
     dataset = tf.data.Dataset.from_generator(
         rows,

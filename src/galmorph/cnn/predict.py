@@ -23,9 +23,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
+from galmorph import imaging
 from galmorph.cnn.shards import central_crop_bounds
 from galmorph.errors import GalmorphError, InputDataError
 from galmorph.io import atomic_path
@@ -56,17 +56,16 @@ def list_images(folder: str | Path) -> list[Path]:
 def load_image(path: str | Path, image_size: int, crop: int | None) -> np.ndarray:
     """The central crop of one image as training saw it (uint8, RGB).
 
+    Decoding and resizing are the images stage's own (:func:`galmorph.imaging.load_image`:
+    RGB, central square, Lanczos resize to the stored size), so a folder image
+    reaches the network exactly as a shard image would.
+
     Raises
     ------
-    OSError, ValueError
+    galmorph.imaging.ImageFormatError
         The file is not a readable image.
     """
-    with Image.open(path) as image:
-        image.load()
-        image = image.convert("RGB")
-        if image.size != (image_size, image_size):
-            image = image.resize((image_size, image_size), Image.Resampling.LANCZOS)
-        pixels = np.asarray(image)
+    pixels = imaging.load_image(path, image_size, "resize")
     start, stop = central_crop_bounds(image_size, crop)
     return pixels[start:stop, start:stop]
 
@@ -109,9 +108,9 @@ def predict_folder(
     for path in tqdm(files, desc="predict", unit="image"):
         try:
             batch.append(load_image(path, meta["image_size"], meta["crop"]))
-        except (OSError, ValueError, UnidentifiedImageError) as error:
-            log.warning("%s: skipped, not a readable image (%s)", path, error)
-            failures.append({"file": path.name, "reason": f"{type(error).__name__}: {error}"})
+        except imaging.ImageFormatError as error:
+            log.warning("skipped: %s", error)
+            failures.append({"file": path.name, "reason": str(error)})
             continue
         ids.append(path.stem)
         if len(batch) == batch_size:

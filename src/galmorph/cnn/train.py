@@ -8,8 +8,10 @@ rotated twin of a training image. The test split is refused outright.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import tempfile
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -105,8 +107,14 @@ def class_weight_map(labels: np.ndarray, n_classes: int) -> dict[int, float]:
     }
 
 
-def train_model(index: ShardIndex, settings: TrainSettings) -> TrainResult:
+def train_model(
+    index: ShardIndex, settings: TrainSettings, cache_crops: bool = True
+) -> TrainResult:
     """Train a fresh model on the rows of ``index`` (a training split or balanced set).
+
+    With ``cache_crops``, the crops read in the first epoch are kept in an
+    uncompressed temporary file (in ``$TMPDIR``, removed afterwards) so that
+    later epochs skip the decompression (:class:`galmorph.cnn.shards.CropCache`).
 
     Raises
     ------
@@ -125,11 +133,6 @@ def train_model(index: ShardIndex, settings: TrainSettings) -> TrainResult:
         len(val_rows),
         dict(zip(index.class_names, train_rows.class_counts().tolist(), strict=True)),
     )
-    pipeline = dict(
-        crop=settings.crop, input_size=settings.input_size, batch_size=settings.batch_size
-    )
-    train_data = make_dataset(train_rows, shuffle=True, seed=settings.seed, **pipeline)
-    val_data = make_dataset(val_rows, shuffle=False, **pipeline)
     model = build_model(
         settings.architecture, settings.input_size, index.n_classes, settings.learning_rate
     )
@@ -146,15 +149,25 @@ def train_model(index: ShardIndex, settings: TrainSettings) -> TrainResult:
             monitor="val_loss", factor=0.5, patience=settings.reduce_lr_patience, min_lr=1.0e-6
         ),
     ]
-    fitted = model.fit(
-        train_data,
-        validation_data=val_data,
-        epochs=settings.epochs,
-        class_weight=weights,
-        callbacks=callbacks,
-        shuffle=False,  # the pipeline shuffles, seeded, per epoch
-        verbose=2,
-    )
+    with contextlib.ExitStack() as stack:
+        folder = None
+        if cache_crops:
+            folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="galmorph-crops-"))
+        pipeline = dict(
+            crop=settings.crop,
+            input_size=settings.input_size,
+            batch_size=settings.batch_size,
+            cache_dir=folder,
+        )
+        fitted = model.fit(
+            make_dataset(train_rows, shuffle=True, seed=settings.seed, **pipeline),
+            validation_data=make_dataset(val_rows, shuffle=False, **pipeline),
+            epochs=settings.epochs,
+            class_weight=weights,
+            callbacks=callbacks,
+            shuffle=False,  # the pipeline shuffles, seeded, per epoch
+            verbose=2,
+        )
     history = pd.DataFrame(fitted.history)
     history.insert(0, "epoch", np.arange(1, len(history) + 1))
     metadata = {
