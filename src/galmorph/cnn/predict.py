@@ -109,8 +109,10 @@ def predict_folder(
         try:
             batch.append(load_image(path, meta["image_size"], meta["crop"]))
         except imaging.ImageFormatError as error:
-            log.warning("skipped: %s", error)
-            failures.append({"file": path.name, "reason": str(error)})
+            # the decoder's own complaint; the images stage's advice (re-download) does not apply
+            reason = f"not a readable image ({error.__cause__ or error})"
+            log.warning("%s: skipped, %s", path, reason)
+            failures.append({"file": path.name, "reason": reason})
             continue
         ids.append(path.stem)
         if len(batch) == batch_size:
