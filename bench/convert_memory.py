@@ -6,7 +6,7 @@ the work, so the shard-size dependence is visible directly. Memory should not
 grow with the shard: images are decoded and written one at a time, and read
 in batches.
 
-    python bench/convert_memory.py [--sizes 200 2000] [--batch-size 250]
+    python bench/convert_memory.py [--sizes 500 2000] [--batch-size 250]
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ def measure(mode, jpg_dir, rows_csv, n, out, batch_size):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs=2, default=[200, 2000])
+    parser.add_argument("--sizes", type=int, nargs=2, default=[500, 2000])
     parser.add_argument("--batch-size", type=int, default=250)
     args = parser.parse_args()
     sys.path.insert(0, str(BENCH))
