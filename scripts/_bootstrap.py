@@ -7,6 +7,7 @@ per-rule conda environments need only the third-party packages.
 
 import contextlib
 import logging
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -26,10 +27,19 @@ def run(main, snakemake) -> None:
     from galmorph.errors import GalmorphError
 
     log_path = snakemake.log[0] if snakemake.log else None
+    console = sys.stderr
     stream = open(log_path, "w", buffering=1) if log_path else sys.stderr  # noqa: SIM115
     with contextlib.ExitStack() as stack:
         if log_path:
             stack.enter_context(stream)
+            # Native libraries (TensorFlow, HDF5) write to file descriptors 1 and 2
+            # directly: point those at the log too, keeping the console for one line.
+            console = os.fdopen(os.dup(2), "w", buffering=1)
+            stack.enter_context(console)
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(stream.fileno(), 1)
+            os.dup2(stream.fileno(), 2)
             stack.enter_context(contextlib.redirect_stdout(stream))
             stack.enter_context(contextlib.redirect_stderr(stream))
         logging.basicConfig(
@@ -44,8 +54,7 @@ def run(main, snakemake) -> None:
             message = f"{type(error).__name__}: {error}"
             print(message, file=stream)
             if log_path:
-                note = f"Error in rule {snakemake.rule}: {message} (log: {log_path})"
-                print(note, file=sys.__stderr__)
+                print(f"Error in rule {snakemake.rule}: {message} (log: {log_path})", file=console)
             sys.exit(1)
         except Exception:
             traceback.print_exc(file=stream)
