@@ -286,6 +286,8 @@ def test_shuffle_is_a_seeded_permutation_over_all_shards(three_shards):
 
     first = order(7)
     assert sorted(first) == sorted(ids.tolist())
+    # One permutation of the whole list, as numpy draws it from the seed.
+    assert first == ids[np.random.default_rng(7).permutation(len(ids))].tolist()
     assert first == order(7)
     assert first != order(8)
     assert first != ids.tolist()
