@@ -51,7 +51,10 @@ rule cluster:
         runtime="2h",
     params:
         # Only this method's section: editing it reruns only this method (and the summary).
-        method_params=lambda wildcards: config["clustering"][wildcards.method],
+        # Sorted keys: merging config files in another order must not look like an edit.
+        method_params=lambda wildcards: dict(
+            sorted(config["clustering"][wildcards.method].items())
+        ),
         seed=config["seed"],
     script:
         "../../scripts/cluster.py"
