@@ -158,6 +158,8 @@ def som_maps(distance_map: np.ndarray, hits: np.ndarray, path: str | Path) -> No
         image = ax.imshow(values, cmap=cmap)
         fig.colorbar(image, ax=ax)
         ax.set_title(title)
+        ax.set_xticks(range(values.shape[1]))
+        ax.set_yticks(range(values.shape[0]))
         ax.set_xlabel("col")
         ax.set_ylabel("row")
     for (row, col), count in np.ndenumerate(hits):
