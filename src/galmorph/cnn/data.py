@@ -47,6 +47,7 @@ def make_dataset(
     shuffle: bool = False,
     seed: int = 0,
     cache_dir: str | Path | None = None,
+    first_epoch: int = 0,
 ) -> tf.data.Dataset:
     """A dataset of ``(images, labels)`` batches over the rows of ``index``.
 
@@ -67,6 +68,9 @@ def make_dataset(
         Keep the crops read in the first pass in an uncompressed memory-mapped
         file in this folder (:class:`CropCache`), so that later passes skip the
         decompression; nothing is cached if the disk lacks room.
+    first_epoch : int
+        Number of the first pass (0-based): a training resumed at epoch ``e``
+        visits the rows in the order the uninterrupted run used at ``e``.
 
     Returns
     -------
@@ -75,7 +79,7 @@ def make_dataset(
     """
     start, stop = central_crop_bounds(index.image_size, crop)
     side = stop - start
-    passes = itertools.count()
+    passes = itertools.count(first_epoch)
     cache = None
     if cache_dir is not None:
         if CropCache.fits(index, crop, cache_dir):

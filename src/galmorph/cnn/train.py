@@ -22,6 +22,7 @@ import tensorflow as tf
 from sklearn.model_selection import StratifiedGroupKFold, train_test_split
 from tqdm import tqdm
 
+from galmorph.cnn.checkpoint import Checkpoint, training_key
 from galmorph.cnn.data import make_dataset
 from galmorph.cnn.evaluate import SCALAR_METRICS, compute_metrics, predict_batches
 from galmorph.cnn.models import build_model
@@ -108,9 +109,17 @@ def class_weight_map(labels: np.ndarray, n_classes: int) -> dict[int, float]:
 
 
 def train_model(
-    index: ShardIndex, settings: TrainSettings, cache_crops: bool = True
+    index: ShardIndex,
+    settings: TrainSettings,
+    cache_crops: bool = True,
+    checkpoint_dir: str | Path | None = None,
 ) -> TrainResult:
     """Train a fresh model on the rows of ``index`` (a training split or balanced set).
+
+    With ``checkpoint_dir``, the state is saved there after every epoch
+    (:class:`galmorph.cnn.checkpoint.Checkpoint`) and a run killed midway
+    resumes from its last complete epoch, with the same result as an
+    uninterrupted run; a checkpoint of other settings or data is ignored.
 
     With ``cache_crops``, the crops read in the first epoch are kept in an
     uncompressed temporary file (in ``$TMPDIR``, removed afterwards) so that
@@ -149,6 +158,15 @@ def train_model(
             monitor="val_loss", factor=0.5, patience=settings.reduce_lr_patience, min_lr=1.0e-6
         ),
     ]
+    first_epoch, history, epochs = 0, {}, settings.epochs
+    if checkpoint_dir is not None:
+        checkpoint = Checkpoint(checkpoint_dir, training_key(asdict(settings), index))
+        first_epoch, history = checkpoint.restore(model, callbacks)
+        if checkpoint.stopped:  # killed after early stopping: only the best weights remain
+            epochs = first_epoch
+        saver = checkpoint.callback(history)
+        saver.others = list(callbacks)
+        callbacks.append(saver)  # last: sees the counters after the others' update
     with contextlib.ExitStack() as stack:
         folder = None
         if cache_crops:
@@ -160,15 +178,22 @@ def train_model(
             cache_dir=folder,
         )
         fitted = model.fit(
-            make_dataset(train_rows, shuffle=True, seed=settings.seed, **pipeline),
+            make_dataset(
+                train_rows, shuffle=True, seed=settings.seed, first_epoch=first_epoch, **pipeline
+            ),
             validation_data=make_dataset(val_rows, shuffle=False, **pipeline),
-            epochs=settings.epochs,
+            epochs=epochs,
+            initial_epoch=first_epoch,
             class_weight=weights,
             callbacks=callbacks,
             shuffle=False,  # the pipeline shuffles, seeded, per epoch
             verbose=2,
         )
-    history = pd.DataFrame(fitted.history)
+    if checkpoint_dir is not None:
+        history = saver.history  # the epochs before a resume, too
+    else:
+        history = fitted.history
+    history = pd.DataFrame(history)
     history.insert(0, "epoch", np.arange(1, len(history) + 1))
     metadata = {
         **asdict(settings),
