@@ -73,8 +73,8 @@ SchedulerType=sched/backfill
 MpiDefault=none
 ReturnToService=2
 # Finished jobs stay visible to squeue this long (no slurmdbd, so no sacct):
-# at least 3x the executor's first status check delay.
-MinJobAge=300
+# at least 3x the first status check delay; an hour covers a whole test session.
+MinJobAge=3600
 StateSaveLocation=$DIR/state
 SlurmdSpoolDir=$DIR/spool
 SlurmctldPidFile=$DIR/slurmctld.pid

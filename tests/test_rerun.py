@@ -1,0 +1,168 @@
+"""After a config or code edit, Snakemake reruns exactly the jobs the edit touches.
+
+Every case is a dry run (default rerun triggers: mtime, params, input,
+software-env, code) in the shared finished tiny run, with the edited
+configuration in a file of its own; code edits are undone, mtime included.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable
+
+import pytest
+from conftest import TINY_CONFIG, explain, run_snakemake, write_config
+
+pytestmark = pytest.mark.slow
+
+_JOB = re.compile(r"^(?:local)?(?:rule|checkpoint) (\w+):\n((?:[ \t]+.*\n?)*)", re.MULTILINE)
+_WILDCARDS = re.compile(r"^\s+wildcards: (.+)$", re.MULTILINE)
+
+SPLITS = ("train", "test")
+SHARD = "0000"  # the tiny run has one shard per split
+METHODS = ("kmeans", "hierarchical", "hdbscan", "som", "gmm")
+VARIANTS = ("unbalanced", "balanced")
+assert TINY_CONFIG["images"]["n_shards"] == 1
+
+
+def job(rule: str, **wildcards: str) -> str:
+    """A job's name: its rule and wildcards, e.g. ``cluster[method=kmeans]``."""
+    if not wildcards:
+        return rule
+    return f"{rule}[{', '.join(f'{k}={v}' for k, v in sorted(wildcards.items()))}]"
+
+
+def jobs(rule: str, key: str, values: Iterable[str], **fixed: str) -> set[str]:
+    return {job(rule, **{key: value}, **fixed) for value in values}
+
+
+SAMPLE = {"sample"}
+IMAGES = (
+    jobs("fetch_images", "split", SPLITS, shard=SHARD)
+    | jobs("jpg_to_hdf5", "split", SPLITS, shard=SHARD)
+    | jobs("pack_jpg", "split", SPLITS)
+    | jobs("pack_hdf5", "split", SPLITS)
+    | jobs("image_examples", "split", SPLITS)
+)
+REDUCTION = {"fit_reduction"} | jobs("reduce_split", "split", SPLITS)
+CLUSTERING = jobs("cluster", "method", METHODS) | {"clustering_summary"}
+CNN = (
+    {"balance_training_set", "cnn_summary"}
+    | jobs("train_cnn", "variant", VARIANTS)
+    | jobs("evaluate_cnn", "variant", VARIANTS)
+)
+#: The CNN summary sets the networks beside the clustering scores, so it follows both.
+SUMMARIES = {"clustering_summary", "cnn_summary"}
+
+
+def scheduled(output: str) -> dict[str, str]:
+    """Job name -> its block of a dry run's listing (the target rule ``all`` left out)."""
+    found = {}
+    for rule, body in _JOB.findall(output):
+        if rule == "all":
+            continue
+        wildcards = _WILDCARDS.search(body)
+        pairs = (
+            dict(pair.split("=", 1) for pair in wildcards.group(1).split(", ")) if wildcards else {}
+        )
+        found[job(rule, **pairs)] = body
+    return found
+
+
+def dry_run(run, configfile: str | None = None) -> dict[str, str]:
+    result = run_snakemake(run.workdir, "--dry-run", "--configfile", configfile or run.configfile)
+    assert result.returncode == 0, explain(result)
+    return scheduled(result.stdout + result.stderr)
+
+
+def dry_run_with(run, overrides: dict, tmp_name: str) -> dict[str, str]:
+    """Dry run with the tiny configuration plus ``overrides``."""
+    path = write_config(run.workdir / "config" / f"{tmp_name}.yaml", overrides)
+    try:
+        return dry_run(run, str(path.relative_to(run.workdir)))
+    finally:
+        path.unlink()
+
+
+def test_listing_parser_reads_rules_and_wildcards():
+    listing = (
+        "rule cluster:\n    input: a\n    jobid: 3\n    wildcards: method=kmeans\n\n"
+        "localrule fetch_images:\n    wildcards: split=train, shard=0000\n    threads: 1\n"
+        "rule sample:\n    reason: Params have changed\n\nlocalrule all:\n    jobid: 0\n"
+    )
+    assert set(scheduled(listing)) == {
+        "cluster[method=kmeans]",
+        "fetch_images[shard=0000, split=train]",
+        "sample",
+    }
+
+
+def test_nothing_changed_schedules_nothing(finished_run):
+    assert dry_run(finished_run) == {}
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        pytest.param(
+            {"clustering": {"kmeans": {"n_clusters": 3}}},
+            {"cluster[method=kmeans]"} | SUMMARIES,
+            id="one clustering parameter",
+        ),
+        pytest.param(
+            {"clustering": {"som": {"sigma": 0.5}}},
+            {"cluster[method=som]"} | SUMMARIES,
+            id="another clustering parameter",
+        ),
+        pytest.param({"cnn": {"epochs": 2}}, CNN - {"balance_training_set"}, id="cnn epochs"),
+        pytest.param(
+            {"cnn": {"balanced": {"per_class": 5}}},
+            {"balance_training_set", "train_cnn[variant=balanced]"}
+            | {"evaluate_cnn[variant=balanced]", "cnn_summary"},
+            id="balancing touches the balanced variant only",
+        ),
+        pytest.param(
+            {"reduction": {"n_components": 5}},
+            REDUCTION | CLUSTERING | {"cnn_summary"},
+            id="component count",
+        ),
+        pytest.param(
+            {"reduction": {"crop": 40}},
+            # The image examples outline the reduction's crop, so they follow it too.
+            REDUCTION | CLUSTERING | {"cnn_summary"} | jobs("image_examples", "split", SPLITS),
+            id="crop",
+        ),
+        pytest.param(
+            {"sample": {"n_train": 38}},
+            SAMPLE | IMAGES | REDUCTION | CLUSTERING | CNN,
+            id="sample size",
+        ),
+    ],
+)
+def test_config_edit_reruns_only_what_it_touches(finished_run, overrides, expected):
+    assert set(dry_run_with(finished_run, overrides, "edited")) == expected
+
+
+@pytest.mark.parametrize(
+    ("script", "expected"),
+    [
+        ("clustering_summary.py", {"clustering_summary", "cnn_summary"}),
+        ("train_cnn.py", jobs("train_cnn", "variant", VARIANTS) | (CNN - {"balance_training_set"})),
+        ("fit_reduction.py", REDUCTION | CLUSTERING | {"cnn_summary"}),
+    ],
+)
+def test_script_edit_reruns_its_rule(finished_run, script, expected):
+    path = finished_run.workdir / "scripts" / script
+    original, stat = path.read_bytes(), path.stat()
+    try:
+        path.write_bytes(original + b"\n# edited\n")
+        found = dry_run(finished_run)
+    finally:
+        path.write_bytes(original)
+        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert set(found) == expected
+    rule = script.removesuffix(".py")
+    edited = [body for name, body in found.items() if name.split("[")[0] == rule]
+    assert edited and all("Code has changed" in body for body in edited), found
+    assert dry_run(finished_run) == {}, "the edit was not undone"
