@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import tempfile
 from collections.abc import Iterator
@@ -15,10 +16,16 @@ def atomic_path(final: str | Path, suffix: str = "") -> Iterator[Path]:
 
     A reader never sees a partial file under the final name: on any error,
     or if the process is killed, only the temporary file (``.<name>.tmp-*``)
-    remains, and it is removed on error.
+    remains; it is removed on error, and a killed writer's leftover is removed
+    by the next writer of ``final``.
     """
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
+    # A killed writer (SIGKILL, node failure) cannot remove its temporary file:
+    # the next writer of the same output does, so reruns leave no debris.
+    for stale in final.parent.glob(f".{glob.escape(final.name)}.tmp-*"):
+        with contextlib.suppress(OSError):
+            stale.unlink()
     handle, temporary = tempfile.mkstemp(
         prefix=f".{final.name}.tmp-", suffix=suffix, dir=final.parent
     )
