@@ -52,6 +52,7 @@ rule train_cnn:
         env("dl")
     threads: 8
     resources:
+        # plus disk in $TMPDIR: the crop cache, n_train x crop^2 x 3 bytes (GZ2: 0.8 GB)
         mem_mb=cnn_mem_mb,
         runtime="8h",
     params:

@@ -25,6 +25,7 @@ from sklearn.metrics import (  # noqa: E402
     roc_auc_score,
     roc_curve,
 )
+from tqdm import tqdm  # noqa: E402
 
 from galmorph.errors import InputDataError  # noqa: E402
 
@@ -133,7 +134,8 @@ def predict_batches(model, dataset, keep_misclassified: int = 0):
         The first ``keep_misclassified`` wrong predictions, with their input image.
     """
     truths, probas, misclassified = [], [], []
-    for images, labels in dataset:
+    steps = int(dataset.cardinality()) if int(dataset.cardinality()) > 0 else None
+    for images, labels in tqdm(dataset, total=steps, desc="predict", unit="batch"):
         proba = np.asarray(model(images, training=False))
         labels = np.asarray(labels)
         truths.append(labels)
