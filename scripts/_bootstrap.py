@@ -6,6 +6,7 @@ per-rule conda environments need only the third-party packages.
 """
 
 import contextlib
+import errno
 import logging
 import os
 import sys
@@ -24,7 +25,7 @@ def run(main, snakemake) -> None:
     input) is written as one clear message, not a traceback, and the job
     fails with exit status 1.
     """
-    from galmorph.errors import GalmorphError
+    from galmorph.errors import GalmorphError, deferred
 
     log_path = snakemake.log[0] if snakemake.log else None
     console = sys.stderr
@@ -56,6 +57,33 @@ def run(main, snakemake) -> None:
             if log_path:
                 print(f"Error in rule {snakemake.rule}: {message} (log: {log_path})", file=console)
             sys.exit(1)
-        except Exception:
-            traceback.print_exc(file=stream)
-            raise
+        except Exception as error:
+            # Bad input met inside a library (a tf.data generator) that re-raised it as
+            # its own error; or a job out of memory or disk: one clear message.
+            cause = deferred() or _resource_message(error, snakemake.rule)
+            if cause is None:
+                traceback.print_exc(file=stream)
+                raise
+            message = cause if isinstance(cause, str) else f"{type(cause).__name__}: {cause}"
+            if isinstance(cause, str):
+                traceback.print_exc(file=stream)
+            print(message, file=stream)
+            if log_path:
+                print(f"Error in rule {snakemake.rule}: {message} (log: {log_path})", file=console)
+            sys.exit(1)
+
+
+def _resource_message(error: BaseException, rule: str) -> str | None:
+    """A sentence for a job that ran out of memory or disk space, else None."""
+    if isinstance(error, MemoryError):
+        return (
+            f"MemoryError: rule {rule} ran out of memory; raise its mem_mb resource (or the "
+            "memory limit of the job) or lower the batch size in the configuration, and rerun"
+        )
+    if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+        where = f" writing {error.filename}" if error.filename else ""
+        return (
+            f"OSError: no space left on device{where} in rule {rule}; free disk space and "
+            "rerun (outputs are written atomically: nothing half-written was kept)"
+        )
+    return None

@@ -500,12 +500,21 @@ def fetch_shard(
         report.n_failed,
     )
     if records and report.n_failed > max_failure_fraction * report.n_requested:
+        # The workflow removes a failed job's outputs (the failures CSV too) but keeps
+        # its log: the log holds the full list of what is missing.
+        for failure in failures:
+            log.warning(
+                "missing asset_id %d (dr7objid %d): %s",
+                failure.asset_id,
+                failure.dr7objid,
+                failure.reason,
+            )
         examples = "; ".join(f"{f.asset_id}: {f.reason}" for f in failures[:3])
         raise DownloadError(
             f"{report.n_failed} of {report.n_requested} images "
             f"({report.n_failed / report.n_requested:.1%}) of {out_dir} failed, more than "
             f"images.max_failure_fraction = {max_failure_fraction:.1%}. First reasons: "
-            f"{examples}. Full list: {failures_csv}"
+            f"{examples}. Full list: {failures_csv} and the log ('missing asset_id' lines)"
             + (f"; bad bytes kept in {quarantine}" if quarantine.is_dir() else "")
             + ". Rerun to retry only the missing images, or check images.source and its URL."
         )

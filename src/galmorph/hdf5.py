@@ -43,6 +43,8 @@ COMPRESSIONS = ("lzf", "gzip", "none")
 REQUIRED_COLUMNS = ("asset_id", "dr7objid", "class")
 #: Shards a reader keeps open at once (a split may have thousands).
 MAX_OPEN_FILES = 32
+#: What to do about a damaged shard.
+REDO = "delete it and rerun the workflow, so that the conversion (rule jpg_to_hdf5) writes it again"
 
 
 @dataclass(frozen=True)
@@ -241,7 +243,7 @@ def _open(path: Path) -> h5py.File:
     try:
         handle = h5py.File(path, "r")
     except (OSError, FileNotFoundError) as error:
-        raise InputDataError(f"{path}: not a readable HDF5 shard ({error})") from error
+        raise InputDataError(f"{path}: not a readable HDF5 shard ({error}); {REDO}") from error
     missing = [name for name in ("images", *REQUIRED_COLUMNS) if name not in handle]
     if missing or "class_names" not in handle.attrs:
         handle.close()
@@ -392,10 +394,16 @@ def _read_batch(shards: _Shards, offsets: np.ndarray, wanted: np.ndarray, crop) 
         contiguous = local[-1] - local[0] == len(local) - 1
         # A slice is one hyperslab; h5py needs sorted, unique indices otherwise.
         rows = slice(int(local[0]), int(local[-1]) + 1) if contiguous else local.tolist()
-        parts["images"].append(images[rows, window, window, :])
-        for name in ("class", "asset_id", "dr7objid"):
-            column = handle[name]
-            parts[name].append(column[rows])
+        try:
+            parts["images"].append(images[rows, window, window, :])
+            for name in ("class", "asset_id", "dr7objid"):
+                column = handle[name]
+                parts[name].append(column[rows])
+        except OSError as error:  # a damaged chunk fails only when it is read
+            raise InputDataError(
+                f"{shards.paths[shard]}: corrupt HDF5 shard, rows {int(local[0])}-"
+                f"{int(local[-1])} cannot be read ({error}); {REDO}"
+            ) from error
         positions.append(mine)
     gathered = np.concatenate(positions)
     if np.array_equal(gathered, np.arange(len(wanted))):  # already in order: no extra copy

@@ -15,6 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from galmorph.cnn.shards import CropCache, ShardIndex, central_crop_bounds
+from galmorph.errors import GalmorphError, defer
 
 log = logging.getLogger(__name__)
 
@@ -89,10 +90,14 @@ def make_dataset(
 
     def rows():
         order = epoch_order(len(index), seed, next(passes), shuffle)
-        if cache is None:
-            yield from index.iter_images(order, crop)
-        else:
-            yield from cache.iter_images(order)
+        try:
+            if cache is None:
+                yield from index.iter_images(order, crop)
+            else:
+                yield from cache.iter_images(order)
+        except GalmorphError as error:  # TensorFlow re-raises it as its own error type
+            defer(error)
+            raise
 
     dataset = tf.data.Dataset.from_generator(
         rows,

@@ -99,7 +99,10 @@ class ShardIndex:
             try:
                 handle = h5py.File(path, "r")
             except OSError as error:
-                raise InputDataError(f"{path}: not a readable HDF5 file ({error})") from error
+                raise InputDataError(
+                    f"{path}: not a readable HDF5 file ({error}); delete it and rerun the "
+                    "workflow, so that the conversion (rule jpg_to_hdf5) writes it again"
+                ) from error
             with handle:
                 missing = [key for key in REQUIRED_DATASETS if key not in handle]
                 if missing or "class_names" not in handle.attrs:
@@ -216,7 +219,15 @@ class ShardIndex:
                 if number not in handles:
                     files.append(h5py.File(self.paths[number], "r"))
                     handles[number] = files[-1]["images"]
-                image = handles[number][int(self.row[position]), start:stop, start:stop, :]
+                row = int(self.row[position])
+                try:
+                    image = handles[number][row, start:stop, start:stop, :]
+                except OSError as error:  # a damaged chunk fails only when it is read
+                    raise InputDataError(
+                        f"{self.paths[number]}: corrupt HDF5 shard, row {row} cannot be read "
+                        f"({error}); delete it and rerun the workflow, so that the "
+                        "conversion (rule jpg_to_hdf5) writes it again"
+                    ) from error
                 yield image, int(self.labels[position])
         finally:
             for handle in files:
