@@ -15,6 +15,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.collections import LineCollection  # noqa: E402
+from matplotlib.patches import Ellipse  # noqa: E402
 
 from galmorph.io import atomic_path  # noqa: E402
 from galmorph.metrics import NOISE, contingency  # noqa: E402
@@ -144,6 +145,11 @@ def hdbscan_trees(model, points_2d: np.ndarray, path: str | Path) -> None:
     fig.colorbar(lines, ax=left, label="mutual reachability distance")
     left.set_title("minimum spanning tree (features 1 and 2)")
     model.condensed_tree_.plot(select_clusters=True, axis=right, colorbar=True)
+    # hdbscan can give a flat selected cluster's ellipse a one-element array as
+    # height (its minimum height comes from np.diff), which fails at draw time.
+    for patch in right.patches:
+        if isinstance(patch, Ellipse):
+            patch.set_height(float(np.ravel(patch.get_height())[0]))
     right.set_title("condensed tree")
     _save(fig, path)
 
