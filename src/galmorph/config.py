@@ -14,6 +14,9 @@ from galmorph.errors import GalmorphError
 
 #: Galaxies in gz2_hart16 (Hart et al. 2016): no sample can be larger.
 GZ2_CATALOGUE_ROWS = 239_695
+#: Smallest input side of each CNN preset (galmorph.cnn.models.min_input_size,
+#: repeated here so that checking a config does not load TensorFlow).
+CNN_MIN_INPUT_SIZE = {"study": 38, "deeper": 16}
 
 
 class ConfigError(GalmorphError, ValueError):
@@ -122,6 +125,12 @@ def consistency_errors(config: Mapping[str, Any]) -> list[str]:
                 f"config key '{section}.crop' is {config[section]['crop']}, larger than "
                 f"the stored images (images.size = {images['size']})"
             )
+    smallest = CNN_MIN_INPUT_SIZE.get(config["cnn"]["architecture"], 1)
+    if config["cnn"]["input_size"] < smallest:
+        problems.append(
+            f"config key 'cnn.input_size' is {config['cnn']['input_size']}, too small for "
+            f"cnn.architecture {config['cnn']['architecture']!r} (at least {smallest} pixels)"
+        )
     if config["cnn"]["input_size"] > config["cnn"]["crop"]:
         problems.append(
             f"config key 'cnn.input_size' ({config['cnn']['input_size']}) is larger than "

@@ -104,3 +104,11 @@ def test_unreadable_checkpoint_starts_afresh(index, tmp_path, caplog):
     result = train.train_model(index, replace(SETTINGS, epochs=1), checkpoint_dir=folder)
     assert "unreadable, training starts from epoch 1" in caplog.text
     assert len(result.history) == 1
+
+
+def test_config_check_knows_each_architectures_smallest_input():
+    from galmorph.cnn import models
+    from galmorph.config import CNN_MIN_INPUT_SIZE
+
+    presets = models.ARCHITECTURES
+    assert CNN_MIN_INPUT_SIZE == {name: models.min_input_size(name) for name in presets}
