@@ -1,0 +1,129 @@
+"""One table of a finished run's test scores, next to the majority-class baseline.
+
+    python bench/summarise_run.py RUN_DIR [--markdown]
+
+RUN_DIR is a working directory the workflow ran in (it holds ``results/``).
+Reads ``results/clustering/*/metrics.json`` (ARI, NMI and purity on the test
+split), ``results/cnn/*/metrics.json`` (accuracy, macro F1, weighted F1 and
+macro AUC on the test split) and ``results/sample/test.csv``, from which the
+baseline that always answers the most frequent class is scored with the same
+definitions: ARI and NMI 0 (one cluster), purity and accuracy the majority
+share, macro AUC 0.5 (constant scores).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn import metrics as skm
+
+COLUMNS = ("ARI", "NMI", "purity", "accuracy", "macro F1", "weighted F1", "macro AUC")
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        sys.exit(f"{path}: cannot read the metrics ({error}); rerun the workflow")
+
+
+def clustering_rows(results: Path) -> list[dict]:
+    """One row per clustering method: its test-split scores."""
+    rows = []
+    for path in sorted(results.glob("clustering/*/metrics.json")):
+        metrics = _read_json(path)
+        test = metrics["test"]
+        rows.append(
+            {
+                "model": f"clustering: {metrics['method']}",
+                "ARI": test["adjusted_rand_index"],
+                "NMI": test["normalized_mutual_info"],
+                "purity": test["purity"],
+                "clusters": test["n_clusters"],
+            }
+        )
+    return rows
+
+
+def cnn_rows(results: Path) -> list[dict]:
+    """One row per CNN variant: its test-split scores."""
+    rows = []
+    for path in sorted(results.glob("cnn/*/metrics.json")):
+        metrics = _read_json(path)
+        rows.append(
+            {
+                "model": f"CNN: {metrics.get('variant') or path.parent.name}",
+                "accuracy": metrics["accuracy"],
+                "macro F1": metrics["f1_macro"],
+                "weighted F1": metrics["f1_weighted"],
+                "macro AUC": metrics["roc_auc_macro"],
+            }
+        )
+    return rows
+
+
+def majority_row(test_csv: Path) -> dict:
+    """Scores of always answering the most frequent class of the test split."""
+    try:
+        classes = pd.read_csv(test_csv, usecols=["class"])["class"].astype(str).to_numpy()
+    except (OSError, ValueError) as error:
+        sys.exit(f"{test_csv}: cannot read the 'class' column ({error})")
+    if classes.size == 0:
+        sys.exit(f"{test_csv}: the test split is empty")
+    names, counts = np.unique(classes, return_counts=True)
+    majority = names[counts.argmax()]
+    predicted = np.full(classes.shape, majority)
+    return {
+        "model": f"baseline: always {majority}",
+        "ARI": skm.adjusted_rand_score(classes, predicted),
+        "NMI": skm.normalized_mutual_info_score(classes, predicted),
+        "purity": counts.max() / classes.size,
+        "accuracy": float(np.mean(predicted == classes)),
+        "macro F1": skm.f1_score(classes, predicted, average="macro", zero_division=0),
+        "weighted F1": skm.f1_score(classes, predicted, average="weighted", zero_division=0),
+        "macro AUC": 0.5,
+        "clusters": 1,
+    }
+
+
+def summary_table(run_dir: str | Path) -> pd.DataFrame:
+    """Baseline, clustering methods and CNN variants, one row each (NaN: not applicable)."""
+    results = Path(run_dir) / "results"
+    rows = [majority_row(results / "sample" / "test.csv")]
+    rows += clustering_rows(results) + cnn_rows(results)
+    table = pd.DataFrame(rows).set_index("model")
+    return table.reindex(columns=[*COLUMNS, "clusters"])
+
+
+def format_table(table: pd.DataFrame, markdown: bool = False) -> str:
+    shown = table.copy()
+    for column in COLUMNS:
+        shown[column] = shown[column].map(lambda v: "" if pd.isna(v) else f"{v:.3f}")
+    shown["clusters"] = shown["clusters"].map(lambda v: "" if pd.isna(v) else f"{int(v)}")
+    if not markdown:
+        return shown.to_string()
+    header = ["model", *shown.columns]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for model, row in shown.iterrows():
+        lines.append("| " + " | ".join([model, *row.tolist()]) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run_dir", help="working directory of the run (holds results/)")
+    parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    args = parser.parse_args()
+    test_csv = Path(args.run_dir) / "results" / "sample" / "test.csv"
+    n_test = sum(1 for _ in test_csv.open()) - 1 if test_csv.exists() else 0
+    print(f"Test split: {n_test} galaxies ({test_csv})")
+    print(format_table(summary_table(args.run_dir), markdown=args.markdown))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,133 @@
+"""The benchmark summaries: the score table of a run and per-stage times from
+Snakemake's benchmark files and log."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "bench"))
+
+import stage_benchmarks  # noqa: E402
+import summarise_run  # noqa: E402
+
+BENCH_HEADER = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
+
+
+def write_run(run: Path) -> Path:
+    """A finished run's score files: 7 ellipticals and 3 spirals in the test split."""
+    sample = run / "results" / "sample"
+    sample.mkdir(parents=True)
+    classes = ["elliptical"] * 7 + ["spiral"] * 3
+    pd.DataFrame({"dr7objid": range(10), "class": classes}).to_csv(sample / "test.csv")
+    kmeans = run / "results" / "clustering" / "kmeans"
+    kmeans.mkdir(parents=True)
+    test = {"adjusted_rand_index": 0.25, "normalized_mutual_info": 0.5, "purity": 0.8}
+    (kmeans / "metrics.json").write_text(
+        json.dumps({"method": "kmeans", "test": {**test, "n_clusters": 4}})
+    )
+    cnn = run / "results" / "cnn" / "balanced"
+    cnn.mkdir(parents=True)
+    scores = {"accuracy": 0.9, "f1_macro": 0.85, "f1_weighted": 0.88, "roc_auc_macro": 0.95}
+    (cnn / "metrics.json").write_text(json.dumps({"variant": "balanced", **scores}))
+    return run
+
+
+def test_table_has_the_majority_baseline_and_every_model(tmp_path):
+    table = summarise_run.summary_table(write_run(tmp_path))
+    baseline = table.loc["baseline: always elliptical"]
+    assert baseline["accuracy"] == pytest.approx(0.7)
+    assert baseline["purity"] == pytest.approx(0.7)
+    # F1 of the majority class is 2 * 0.7 / 1.7; the spiral class scores 0
+    assert baseline["macro F1"] == pytest.approx((2 * 0.7 / 1.7) / 2)
+    assert baseline["weighted F1"] == pytest.approx(0.7 * 2 * 0.7 / 1.7)
+    assert baseline["ARI"] == 0 and baseline["macro AUC"] == 0.5
+    assert table.loc["clustering: kmeans", "NMI"] == 0.5
+    assert table.loc["clustering: kmeans", "clusters"] == 4
+    assert pd.isna(table.loc["clustering: kmeans", "accuracy"])
+    assert table.loc["CNN: balanced", "macro AUC"] == 0.95
+    markdown = summarise_run.format_table(table, markdown=True)
+    assert "| CNN: balanced |  |  |  | 0.900 | 0.850 | 0.880 | 0.950 |  |" in markdown
+
+
+def test_missing_test_split_is_a_clear_error(tmp_path):
+    result = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "summarise_run.py"), str(tmp_path)],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode != 0
+    assert "test.csv" in result.stderr and "Traceback" not in result.stderr
+
+
+LOG = """\
+[Wed Nov 25 09:52:29 2026]
+localrule fetch_images:
+    input: results/sample/train.csv
+    log: logs/images/fetch_images/train_0000.log
+    jobid: 9
+[Wed Nov 25 09:52:31 2026]
+localrule sample:
+    log: logs/sample/sample.log
+    jobid: 3
+[Wed Nov 25 09:52:40 2026]
+Finished jobid: 9 (Rule: fetch_images)
+[Wed Nov 25 09:52:45 2026]
+Finished jobid: 3 (Rule: sample)
+[Wed Nov 25 09:52:46 2026]
+localrule jpg_to_hdf5:
+    log: logs/images/jpg_to_hdf5/train_0000.log
+    jobid: 4
+[Wed Nov 25 09:52:50 2026]
+Finished jobid: 4 (Rule: jpg_to_hdf5)
+"""
+
+
+def write_benchmarks(run: Path) -> Path:
+    folder = run / "benchmarks" / "images" / "jpg_to_hdf5"
+    folder.mkdir(parents=True)
+    for shard, (seconds, rss, cpu) in enumerate([(4.0, 90.5, 3.0), (6.0, 120.0, 5.0)]):
+        row = f"{seconds}\t0:00:0{int(seconds)}\t{rss}\t0\t0\t0\t0\t0\t50\t{cpu}\n"
+        (folder / f"train_{shard:04d}.tsv").write_text(BENCH_HEADER + row)
+    (run / "snakemake.log").write_text(LOG)
+    return run
+
+
+def test_stage_times_sum_jobs_and_keep_the_largest_peak(tmp_path):
+    run = write_benchmarks(tmp_path)
+    jobs = stage_benchmarks.with_unbenchmarked(stage_benchmarks.read_benchmarks(run), run)
+    stages = stage_benchmarks.per_stage(jobs)
+    # benchmark files: 4 + 6 s; the log adds fetch_images (11 s), not jpg_to_hdf5 again
+    assert stages.loc["images", "jobs"] == 3
+    assert stages.loc["images", "wall_s"] == pytest.approx(21.0)
+    assert stages.loc["images", "cpu_s"] == pytest.approx(8.0)
+    assert stages.loc["images", "peak_rss_mb"] == pytest.approx(120.0)
+    assert stages.loc["sample", "wall_s"] == pytest.approx(14.0)
+    assert pd.isna(stages.loc["sample", "cpu_s"])
+    assert list(stages.index) == ["sample", "images"]
+
+
+def test_side_by_side_runs_and_projection(tmp_path):
+    small, large = write_benchmarks(tmp_path / "small"), write_benchmarks(tmp_path / "large")
+    result = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "stage_benchmarks.py"), str(small), str(large),
+         "--labels", "100", "200", "--project", "2000"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert "Linear projection to 2,000 galaxies from the 200-galaxy run" in result.stdout
+    # images: 21 s for 200 galaxies -> 210 s for 2,000
+    assert "210.0" in result.stdout
+
+
+def test_a_file_that_is_not_a_benchmark_is_refused(tmp_path):
+    folder = tmp_path / "benchmarks" / "images"
+    folder.mkdir(parents=True)
+    (folder / "broken.tsv").write_text("a\tb\n1\t2\n")
+    with pytest.raises(SystemExit, match="not a Snakemake benchmark"):
+        stage_benchmarks.read_benchmarks(tmp_path)
