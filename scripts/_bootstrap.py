@@ -80,7 +80,11 @@ def _resource_message(error: BaseException, rule: str) -> str | None:
             f"MemoryError: rule {rule} ran out of memory; raise its mem_mb resource (or the "
             "memory limit of the job) or lower the batch size in the configuration, and rerun"
         )
-    if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+    # HDF5 reports a full disk in its message only, without an errno.
+    full = isinstance(error, OSError) and (
+        error.errno == errno.ENOSPC or "No space left on device" in str(error)
+    )
+    if full:
         where = f" writing {error.filename}" if error.filename else ""
         return (
             f"OSError: no space left on device{where} in rule {rule}; free disk space and "

@@ -70,19 +70,23 @@ def _signal(pid: int, number: int) -> bool:
 
 def start_snakemake(workdir: Path, *args: str) -> subprocess.Popen:
     """``snakemake --cores 2 *args`` in its own session (so a group kill takes all its jobs)."""
-    log = open(workdir / f"snakemake-{time.monotonic_ns()}.out", "w")  # noqa: SIM115
-    return subprocess.Popen(
-        ["snakemake", "--cores", "2", *args],
-        cwd=workdir,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
-    )
+    path = workdir / f"snakemake-{time.monotonic_ns()}.out"
+    with open(path, "w") as log:
+        process = subprocess.Popen(
+            ["snakemake", "--cores", "2", *args],
+            cwd=workdir,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+        )
+    process.output_path = path
+    return process
 
 
 def output_of(process: subprocess.Popen) -> str:
-    return Path(process.stdout.name).read_text() if process.stdout else ""
+    """Everything a process from :func:`start_snakemake` wrote so far."""
+    return process.output_path.read_text(errors="replace")
 
 
 def run_until_fault(
