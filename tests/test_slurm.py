@@ -69,9 +69,11 @@ def test_jobs_really_went_through_slurm(cluster_run):
     for slurm_id, log in jobs.items():
         # Written on the node by the job itself: the rule ran inside SLURM.
         assert log.is_file() and log.is_relative_to(logs), f"job {slurm_id}: no log {log}"
-        assert f"rule {log.parent.parent.name.removeprefix('rule_')}" in log.read_text()
+        assert "Finished jobid" in log.read_text() or "Finished job" in log.read_text(), log
+    # Log folders are rule_<rule> for single jobs, group_<group> for grouped small jobs.
     submitted = {log.parent.parent.name.removeprefix("rule_") for log in jobs.values()}
     assert {"sample", "jpg_to_hdf5", "fit_reduction", "cluster", "train_cnn"} <= submitted
+    assert any(name.startswith("group_summaries") for name in submitted), submitted
     # Downloads are local rules: on the submitting machine, never in a job.
     assert LOCAL_RULES <= set(_LOCAL_JOB.findall(cluster_run.result.stderr))
     assert not submitted & LOCAL_RULES
