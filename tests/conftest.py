@@ -135,6 +135,7 @@ SLURM_TEST_OPTIONS = (
     "1",
     "--seconds-between-status-checks",
     "1",
+    "--slurm-keep-successful-logs",
     "--max-threads",
     str(os.cpu_count() or 1),
 )

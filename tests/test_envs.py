@@ -29,6 +29,7 @@ MODULE_PACKAGES: dict[str, tuple[str, ...]] = {
     "pandas": ("pandas",),
     "scipy": ("scipy",),
     "sklearn": ("scikit-learn",),
+    "threadpoolctl": ("threadpoolctl",),
     "hdbscan": ("hdbscan",),
     "minisom": ("minisom",),
     "h5py": ("h5py",),
