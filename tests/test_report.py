@@ -93,8 +93,12 @@ class WebDriver:
         script = {"script": "return document.body.innerText", "args": []}
         return self._call("POST", f"{self.session}/execute/sync", script)
 
-    def wait_for_text(self, needle: str) -> str:
-        self._wait(lambda: needle in self.text(), f"{needle!r} never appeared:\n{self.text()}")
+    def wait_for_text(self, needle: str, timeout: float = 30.0) -> str:
+        self._wait(
+            lambda: needle in self.text(),
+            f"{needle!r} never appeared:\n{self.text()}",
+            timeout=timeout,
+        )
         return self.text()
 
     def click(self, xpath: str) -> None:
@@ -155,9 +159,14 @@ def open_details(browser, report_url: str, category: str, subcategory: str | Non
     browser.click_entry(category)
     if subcategory:
         browser.click_entry(subcategory)
-    # The last button of a result's row shows its details (the first opens the file);
-    # click() waits for the table to appear.
-    browser.click("((//tr[td])[1]//*[self::a or self::button])[last()]")
+    # The last button of a result's row shows its details (the first opens the file).
+    # The table renders after the click on the sidebar: retry until the details show.
+    for _ in range(3):
+        browser.click("((//tr[td])[1]//*[self::a or self::button])[last()]")
+        try:
+            return browser.wait_for_text("DESCRIPTION", timeout=10)
+        except AssertionError:
+            continue
     return browser.wait_for_text("DESCRIPTION")
 
 

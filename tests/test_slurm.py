@@ -70,8 +70,8 @@ def test_jobs_really_went_through_slurm(cluster_run):
         # Written on the node by the job itself: the rule ran inside SLURM.
         assert log.is_file() and log.is_relative_to(logs), f"job {slurm_id}: no log {log}"
         assert "Finished jobid" in log.read_text() or "Finished job" in log.read_text(), log
-    # Log folders are rule_<rule> for single jobs, group_<group> for grouped small jobs.
-    submitted = {log.parent.parent.name.removeprefix("rule_") for log in jobs.values()}
+    # Logs lie under rule_<rule>/ for single jobs, group_<group>.../ for grouped small jobs.
+    submitted = {log.relative_to(logs).parts[0].removeprefix("rule_") for log in jobs.values()}
     assert {"sample", "jpg_to_hdf5", "fit_reduction", "cluster", "train_cnn"} <= submitted
     assert any(name.startswith("group_summaries") for name in submitted), submitted
     # Downloads are local rules: on the submitting machine, never in a job.
@@ -89,13 +89,13 @@ def test_a_failing_job_fails_the_run(cluster_run, tmp_path):
     # of the download rules) name the folder, which must not rerun the downloads here.
     result = run_on_cluster(
         run.workdir,
+        "results/sample/train.csv",
         "--configfile",
         run.configfile,
         "--retries",
         "0",
         "--rerun-triggers",
         "mtime",
-        "results/sample/train.csv",
     )
     assert result.returncode != 0, explain(result)
     jobs = submitted_jobs(result)
