@@ -18,7 +18,7 @@ from conftest import copy_finished_run, explain, run_on_cluster, slurm_reachable
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
-_SUBMITTED = re.compile(r"Job (\d+) has been submitted with SLURM jobid (\d+) \(log: (.+?)\)\.")
+_SUBMITTED = re.compile(r"Job ([\w-]+) has been submitted with SLURM jobid (\d+) \(log: (.+?)\)\.")
 _LOCAL_JOB = re.compile(r"^localrule (\w+):$", re.MULTILINE)
 #: Rules that must run on the submitting machine (downloads need its internet).
 LOCAL_RULES = {"download_catalogue", "image_index", "fetch_images"}
