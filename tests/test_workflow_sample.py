@@ -21,7 +21,7 @@ def test_first_stages_run_end_to_end(tmp_path):
     result = run_snakemake(workdir, *targets, "--configfile", "config/tiny.yaml")
     assert result.returncode == 0, explain(result)
 
-    # The "download" went through file:// URLs into resources/demo/.
+    # The "download" copied the demo remote into resources/demo/.
     assert (workdir / "resources/demo/gz2_hart16.csv.gz").stat().st_size > 0
     index = (workdir / "resources/demo/image_index.txt").read_text().split()
     assert len(index) == 120

@@ -12,6 +12,10 @@ rule download_catalogue:
     output:
         hart16=f"resources/{DATASET}/gz2_hart16.csv.gz",
         mapping=f"resources/{DATASET}/gz2_filename_mapping.csv",
+    log:
+        "logs/catalogue/download_catalogue.log",
+    conda:
+        env("data")
     params:
         urls={"hart16": catalogue_url("hart16"), "mapping": catalogue_url("mapping")},
         sha256={
@@ -21,10 +25,6 @@ rule download_catalogue:
         retries=config["catalogue"]["retries"],
         backoff_s=config["catalogue"]["backoff_s"],
         timeout_s=config["catalogue"]["timeout_s"],
-    log:
-        "logs/catalogue/download_catalogue.log",
-    conda:
-        env("data")
     script:
         "../../scripts/download_catalogue.py"
 
@@ -34,16 +34,16 @@ rule image_index:
         unpack(demo_zip_input),
     output:
         index=f"resources/{DATASET}/image_index.txt",
+    log:
+        "logs/catalogue/image_index.log",
+    conda:
+        env("data")
     params:
         source=config["images"]["source"],
         zip_url=images_zip_url(),
         directory=config["images"]["directory"],
         retries=config["images"]["retries"],
         timeout_s=config["images"]["timeout_s"],
-    log:
-        "logs/catalogue/image_index.log",
-    conda:
-        env("data")
     script:
         "../../scripts/image_index.py"
 
@@ -68,18 +68,18 @@ rule sample:
             caption="../report/sample_histogram.rst",
             labels={"split": "test"},
         ),
-    params:
-        dataset=DATASET,
-        n_train=config["sample"]["n_train"],
-        n_test=config["sample"]["n_test"],
-        seed=config["seed"],
-        folder=config.get("folder", {}),
     log:
         "logs/sample/sample.log",
     conda:
         env("data")
     resources:
         mem_mb=4000,
+    params:
+        dataset=DATASET,
+        n_train=config["sample"]["n_train"],
+        n_test=config["sample"]["n_test"],
+        seed=config["seed"],
+        folder=config.get("folder", {}),
     script:
         "../../scripts/sample.py"
 

@@ -26,19 +26,19 @@ def env(name):
     return str(REPO / "envs" / f"{name}.yaml")
 
 
-def file_url(path):
-    """file:// URL of a path relative to the working directory."""
-    return Path(path).resolve().as_uri()
-
-
 def catalogue_url(name):
-    """URL of gz2_hart16 or gz2_filename_mapping: the configured one, or the demo sky's."""
+    """URL of gz2_hart16 or gz2_filename_mapping: the configured one, or the demo sky's.
+
+    The demo's "remote" is a path relative to the working directory, which the
+    download code reads like a file:// URL; being relative, it does not change
+    (and rerun the downloads) when the working folder moves.
+    """
     if DATASET == "demo":
         files = {
             "hart16": "gz2_hart16.csv.gz",
             "mapping": "gz2_filename_mapping.csv",
         }
-        return file_url(f"{DEMO_REMOTE}/{files[name]}")
+        return f"{DEMO_REMOTE}/{files[name]}"
     return config["catalogue"][f"{name}_url"]
 
 
@@ -63,7 +63,10 @@ def sample_inputs(wildcards):
     A folder dataset has its labels CSV and image folder instead.
     """
     if DATASET == "folder":
-        return {"labels": config["folder"]["labels"], "images": config["folder"]["images"]}
+        return {
+            "labels": config["folder"]["labels"],
+            "images": config["folder"]["images"],
+        }
     inputs = {
         "hart16": f"resources/{DATASET}/gz2_hart16.csv.gz",
         "mapping": f"resources/{DATASET}/gz2_filename_mapping.csv",
@@ -75,7 +78,7 @@ def sample_inputs(wildcards):
 
 def images_zip_url():
     if DATASET == "demo":
-        return file_url(f"{DEMO_REMOTE}/images_gz2.zip")
+        return f"{DEMO_REMOTE}/images_gz2.zip"
     return config["images"]["zip_url"]
 
 

@@ -1,5 +1,5 @@
 # The demo "remote": a synthetic Galaxy Zoo 2 sky in the formats of the real
-# release. The catalogue rules download it through file:// URLs.
+# release. The catalogue rules download it through the same download code as real URLs.
 
 
 rule demo_sky:
