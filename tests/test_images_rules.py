@@ -87,7 +87,7 @@ def workdir(tmp_path_factory):
                 "compression": "gzip",
             },
             "reduction": {"crop": 32, "n_components": 4, "batch_size": 8},
-            "cnn": {"crop": 32, "input_size": 16},
+            "cnn": {"crop": SIZE, "input_size": 40},
             "clustering": {
                 "kmeans": {"n_clusters": 3},
                 "hierarchical": {"n_clusters": 3},
