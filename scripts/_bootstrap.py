@@ -70,7 +70,13 @@ def run(main, snakemake) -> None:
             print(message, file=stream)
             if log_path:
                 print(f"Error in rule {snakemake.rule}: {message} (log: {log_path})", file=console)
-            sys.exit(1)
+            # A library that failed midway (a TensorFlow pipeline, an allocation) can hang
+            # the interpreter's shutdown; outputs were already cleaned up while the error
+            # propagated, so end the job now.
+            for handle in (stream, console, sys.stdout, sys.stderr):
+                with contextlib.suppress(Exception):
+                    handle.flush()
+            os._exit(1)
 
 
 def _resource_message(error: BaseException, rule: str) -> str | None:

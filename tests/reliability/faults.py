@@ -10,6 +10,7 @@ not before or after.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -39,11 +40,33 @@ class Fault:
     observed: dict = field(default_factory=dict)
     #: Called right after the kill, before anything else runs.
     inspect: Callable[[Path], dict] | None = None
+    #: Only a job with an open file whose path contains this is killed (several jobs
+    #: of one rule run at once: the train split's, the test split's).
+    holds: str | None = None
+
+    def owns(self, pid: int) -> bool:
+        return self.holds is None or any(self.holds in path for path in open_files(pid))
 
 
-def job_pids(script: str) -> list[int]:
-    """Python processes running Snakemake's copy of ``scripts/<script>``."""
+def open_files(pid: int) -> list[str]:
+    """Paths of the files a process has open."""
+    paths = []
+    try:
+        for fd in os.scandir(f"/proc/{pid}/fd"):
+            with contextlib.suppress(OSError):
+                paths.append(os.readlink(fd.path))
+    except OSError:
+        pass
+    return paths
+
+
+def job_pids(script: str, workdir: Path) -> list[int]:
+    """Python processes running Snakemake's copy of ``scripts/<script>`` in ``workdir``.
+
+    The working folder tells one run's jobs from any other run's on the machine.
+    """
     suffix = f".{script}"
+    workdir = os.path.realpath(workdir)
     pids = []
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
@@ -55,8 +78,13 @@ def job_pids(script: str) -> list[int]:
             continue
         if not argv or not os.path.basename(argv[0]).startswith(b"python"):
             continue
-        if any(arg.endswith(suffix.encode()) and b"/tmp" in arg for arg in argv[1:]):
-            pids.append(int(entry.name))
+        if not any(arg.endswith(suffix.encode()) and b"/tmp" in arg for arg in argv[1:]):
+            continue
+        try:
+            if os.path.realpath(f"/proc/{entry.name}/cwd") == workdir:
+                pids.append(int(entry.name))
+        except OSError:
+            continue
     return pids
 
 
@@ -103,11 +131,11 @@ def run_until_fault(
     try:
         while process.poll() is None and time.monotonic() < deadline:
             for fault in pending:
-                for pid in job_pids(fault.script):
+                for pid in job_pids(fault.script, workdir):
                     if pid not in stopped and _signal(pid, signal.SIGSTOP):
                         stopped[pid] = fault
             for pid, fault in list(stopped.items()):
-                if fault.condition(workdir):
+                if fault.condition(workdir) and fault.owns(pid):
                     fired = fault
                     if fault.scope == "group":
                         os.killpg(process.pid, signal.SIGKILL)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import pickle
 import tarfile
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -80,6 +81,7 @@ def faults() -> list[Fault]:
             "fetch_images.py",
             _exists("results/images/jpg/train/.shard_0000.partial/*.jpg"),
             scope="job",
+            holds="logs/images/fetch_images/train_0000.log",
             inspect=_snapshot(
                 "results/images/jpg/train/shard_0000",
                 "results/images/jpg/train/shard_0000.failures.csv",
@@ -91,14 +93,19 @@ def faults() -> list[Fault]:
             "jpg_to_hdf5.py",
             _exists("results/images/hdf5/*/.shard_0000.h5.tmp-*"),
             scope="group",
-            inspect=_snapshot("results/images/hdf5/*/shard_0000.h5"),
+            inspect=_snapshot(
+                "results/images/hdf5/*/shard_0000.h5", "results/images/hdf5/*/.shard_0000.h5.tmp-*"
+            ),
         ),
         Fault(
             "packing",
             "pack.py",
             _exists("results/images/archives/.*.tar.gz.tmp-*"),
             scope="job",
-            inspect=_snapshot("results/images/archives/*.tar.gz"),
+            holds=".tar.gz.tmp-",  # the job writing an archive, not its twin
+            inspect=_snapshot(
+                "results/images/archives/*.tar.gz", "results/images/archives/.*.tar.gz.tmp-*"
+            ),
         ),
         Fault(
             "reduction fitting",
@@ -162,19 +169,25 @@ def test_a_kill_never_leaves_a_complete_looking_output(runs):
     download = observed["download"]
     assert download["results/images/jpg/train/shard_0000"] == []  # only the staging folder
     assert download["results/images/jpg/train/.shard_0000.partial/*.jpg"]  # mid-download
-    hdf5 = observed["HDF5 writing"]["results/images/hdf5/*/shard_0000.h5"]
-    assert all(_readable_shard(path) for path in hdf5)  # the other split's, if done
-    for archive in observed["packing"]["results/images/archives/*.tar.gz"]:
-        assert archive  # an existing archive is a complete earlier one (checked below)
+    for fault, final, temporary in (
+        ("HDF5 writing", "results/images/hdf5/*/shard_0000.h5", ".shard_0000.h5.tmp-*"),
+        ("packing", "results/images/archives/*.tar.gz", ".*.tar.gz.tmp-*"),
+    ):
+        seen = observed[fault]
+        partial = seen[str(Path(final).parent / temporary)]
+        assert partial, fault  # killed mid-write ...
+        for path in partial:  # ... and the output being written is not under its final name
+            assert _final_name(path) not in seen[final], (fault, path)
     assert observed["reduction fitting"]["results/reduction/*.pkl"] == []
     cnn = observed["CNN training"]
     assert cnn["results/cnn/unbalanced/model.*"] == []
     assert cnn["results/cnn/unbalanced/checkpoint/state.json"]
 
 
-def _readable_shard(path) -> bool:
-    with h5py.File(path, "r") as handle:
-        return len(handle["images"]) == len(handle["class"])
+def _final_name(temporary: str) -> str:
+    """``dir/.name.tmp-xyz`` -> ``dir/name``."""
+    folder, name = temporary.rsplit("/", 1)
+    return f"{folder}/{name[1:].split('.tmp-')[0]}"
 
 
 def test_reruns_resume_instead_of_starting_over(runs):

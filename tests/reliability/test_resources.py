@@ -95,7 +95,7 @@ def test_out_of_memory_fails_cleanly_and_leaves_nothing(fetched):
     try:
         deadline = time.monotonic() + 300
         while process.poll() is None and time.monotonic() < deadline and not capped:
-            for pid in job_pids("jpg_to_hdf5.py"):
+            for pid in job_pids("jpg_to_hdf5.py", fetched):
                 os.kill(pid, signal.SIGSTOP)
                 try:
                     # Cap the address space once it is writing the shard (imports done).
@@ -136,7 +136,7 @@ def test_a_second_run_in_the_same_folder_is_refused(fetched):
         deadline = time.monotonic() + 120
         while not paused and time.monotonic() < deadline:
             assert first.poll() is None, output_of(first)
-            for pid in job_pids("pack.py"):
+            for pid in job_pids("pack.py", fetched):
                 os.kill(pid, signal.SIGSTOP)
                 paused.append(pid)
             time.sleep(0.01)
