@@ -20,32 +20,11 @@ import tempfile
 import time
 from pathlib import Path
 
-import h5py
-import numpy as np
 import pandas as pd
-from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
-GZ1 = REPO.parent / "shared" / "data" / "sdss_gz1_sample"
-STORED = 424
-
-
-def write_split(path: Path, rows: pd.DataFrame, names: list[str], split: str) -> Path:
-    with h5py.File(path, "w") as handle:
-        images = handle.create_dataset(
-            "images", (len(rows), STORED, STORED, 3), "uint8",
-            chunks=(1, STORED, STORED, 3), compression="lzf",
-        )  # fmt: skip
-        for i, objid in enumerate(rows["dr7objid"]):
-            with Image.open(GZ1 / "images" / f"{objid}.jpeg") as image:
-                images[i] = np.asarray(image.convert("RGB").resize((STORED, STORED)))
-        handle["asset_id"] = rows["dr7objid"].to_numpy(np.int64)
-        handle["dr7objid"] = rows["dr7objid"].to_numpy(np.int64)
-        handle["class"] = rows["gz1_class"].map(names.index).to_numpy(np.int16)
-        handle.attrs["class_names"] = names
-        handle.attrs["split"] = split
-    return path
+from sdss_shards import read_labels, write_shard  # noqa: E402
 
 
 def main() -> None:
@@ -63,15 +42,15 @@ def main() -> None:
     from galmorph.cnn.shards import ShardIndex
 
     train.configure_threads(os.cpu_count() or 1)
-    labels = pd.read_csv(GZ1 / "labels.csv").sample(frac=1.0, random_state=31)
+    labels = read_labels().sample(frac=1.0, random_state=31)
     names = sorted(labels["gz1_class"].unique())
     rows = []
     with tempfile.TemporaryDirectory() as folder:
-        train_path = write_split(
+        train_path = write_shard(
             Path(folder) / "train.h5", labels.iloc[: args.train], names, "train"
         )
         test_rows = labels.iloc[args.train : args.train + args.test]
-        test_path = write_split(Path(folder) / "test.h5", test_rows, names, "test")
+        test_path = write_shard(Path(folder) / "test.h5", test_rows, names, "test")
         train_index, test_index = (
             ShardIndex.from_paths([train_path]),
             ShardIndex.from_paths([test_path]),

@@ -32,38 +32,22 @@ import tempfile
 import time
 from pathlib import Path
 
-import h5py
 import numpy as np
 import pandas as pd
-from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
-GZ1 = REPO.parent / "shared" / "data" / "sdss_gz1_sample"
-STORED = 424
+from sdss_shards import read_labels, write_shard  # noqa: E402
 
 
 def write_shards(folder: Path, n_images: int, n_shards: int = 2) -> list[Path]:
-    labels = pd.read_csv(GZ1 / "labels.csv").sort_values("dr7objid").iloc[:n_images]
+    labels = read_labels().sort_values("dr7objid").iloc[:n_images]
     names = sorted(labels["gz1_class"].unique())
     paths = []
     bounds = np.linspace(0, len(labels), n_shards + 1).astype(int)
     for shard in range(n_shards):
         rows = labels.iloc[bounds[shard] : bounds[shard + 1]]
-        path = folder / f"shard_{shard:04d}.h5"
-        with h5py.File(path, "w") as handle:
-            images = handle.create_dataset(
-                "images", (len(rows), STORED, STORED, 3), "uint8",
-                chunks=(1, STORED, STORED, 3), compression="lzf",
-            )  # fmt: skip
-            for i, objid in enumerate(rows["dr7objid"]):
-                with Image.open(GZ1 / "images" / f"{objid}.jpeg") as image:
-                    images[i] = np.asarray(image.convert("RGB").resize((STORED, STORED)))
-            handle["asset_id"] = rows["dr7objid"].to_numpy(np.int64)
-            handle["dr7objid"] = rows["dr7objid"].to_numpy(np.int64)
-            handle["class"] = rows["gz1_class"].map(names.index).to_numpy(np.int16)
-            handle.attrs["class_names"] = names
-            handle.attrs["split"] = "train"
+        path = write_shard(folder / f"shard_{shard:04d}.h5", rows, names, "train")
         paths.append(path)
     return paths
 
