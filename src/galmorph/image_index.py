@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from galmorph.errors import InputDataError
-
-_JPG = re.compile(r"^(\d+)\.jpe?g$", re.IGNORECASE)
 
 
 def zip_asset_ids(url: str, *, timeout_s: float, retries: int) -> list[int]:
@@ -22,14 +19,20 @@ def zip_asset_ids(url: str, *, timeout_s: float, retries: int) -> list[int]:
 
 
 def directory_asset_ids(directory: str | Path) -> list[int]:
-    """Asset ids of the ``<asset_id>.jpg`` files in a folder."""
-    directory = Path(directory)
-    if not directory.is_dir():
+    """Asset ids of the ``<asset_id>.jpg`` files in a folder.
+
+    The listing uses the same file-name pattern as the directory image source
+    reads, so every id listed here is one the download stage can find.
+    """
+    from galmorph.folder import list_images
+
+    if not Path(directory).is_dir():
         raise InputDataError(
             f"images.directory {str(directory)!r} is not a folder; set it to the folder "
             "holding <asset_id>.jpg files"
         )
-    ids = [int(m.group(1)) for p in directory.iterdir() if (m := _JPG.match(p.name))]
+    images = list_images(directory, "{id}.jpg")
+    ids = [int(name) for name in images if name.isdigit()]
     if not ids:
         raise InputDataError(f"no <asset_id>.jpg file in {directory}")
     return sorted(ids)
