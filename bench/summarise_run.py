@@ -22,7 +22,10 @@ import numpy as np
 import pandas as pd
 from sklearn import metrics as skm
 
-COLUMNS = ("ARI", "NMI", "purity", "accuracy", "macro F1", "weighted F1", "macro AUC")
+COLUMNS = (
+    "ARI", "NMI", "purity", "accuracy", "balanced acc.", "macro F1", "weighted F1", "macro AUC",
+    "chirality",
+)  # fmt: skip
 
 
 def _read_json(path: Path) -> dict:
@@ -59,9 +62,11 @@ def cnn_rows(results: Path) -> list[dict]:
             {
                 "model": f"CNN: {metrics.get('variant') or path.parent.name}",
                 "accuracy": metrics["accuracy"],
+                "balanced acc.": metrics.get("balanced_accuracy"),
                 "macro F1": metrics["f1_macro"],
                 "weighted F1": metrics["f1_weighted"],
                 "macro AUC": metrics["roc_auc_macro"],
+                "chirality": metrics.get("chirality_accuracy"),
             }
         )
     return rows
@@ -84,6 +89,7 @@ def majority_row(test_csv: Path) -> dict:
         "NMI": skm.normalized_mutual_info_score(classes, predicted),
         "purity": counts.max() / classes.size,
         "accuracy": float(np.mean(predicted == classes)),
+        "balanced acc.": skm.balanced_accuracy_score(classes, predicted),
         "macro F1": skm.f1_score(classes, predicted, average="macro", zero_division=0),
         "weighted F1": skm.f1_score(classes, predicted, average="weighted", zero_division=0),
         "macro AUC": 0.5,

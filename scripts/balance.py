@@ -8,7 +8,7 @@ from galmorph.io import atomic_path
 
 def main(snakemake):
     settings = BalanceSettings(
-        **snakemake.params.balanced, crop=snakemake.params.crop, seed=snakemake.params.seed
+        **snakemake.params.balanced, crop=snakemake.params.side, seed=snakemake.params.seed
     )
     summary = build_balanced_set(snakemake.input.shards, snakemake.output.h5, settings)
     print(summary.to_string(index=False))

@@ -13,6 +13,8 @@ def main(snakemake):
         snakemake.params.folder,
         snakemake.output.predictions,
         batch_size=snakemake.params.batch_size,
+        tta_rotations=snakemake.params.tta["rotations"],
+        tta_mirror=snakemake.params.tta["mirror"],
     )
     print(f"{len(predictions)} image(s) classified, {len(failures)} skipped")
 

@@ -42,6 +42,7 @@ TINY_CONFIG: dict = {
     "cnn": {
         "crop": 48,
         "input_size": 40,
+        "measure_crop": 48,
         "epochs": 1,
         "batch_size": 16,
         "early_stopping_patience": 1,

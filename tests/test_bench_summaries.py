@@ -34,7 +34,8 @@ def write_run(run: Path) -> Path:
     )
     cnn = run / "results" / "cnn" / "balanced"
     cnn.mkdir(parents=True)
-    scores = {"accuracy": 0.9, "f1_macro": 0.85, "f1_weighted": 0.88, "roc_auc_macro": 0.95}
+    scores = {"accuracy": 0.9, "f1_macro": 0.85, "f1_weighted": 0.88, "roc_auc_macro": 0.95,
+              "balanced_accuracy": 0.8, "chirality_accuracy": 0.91}  # fmt: skip
     (cnn / "metrics.json").write_text(json.dumps({"variant": "balanced", **scores}))
     return run
 
@@ -53,7 +54,10 @@ def test_table_has_the_majority_baseline_and_every_model(tmp_path):
     assert pd.isna(table.loc["clustering: kmeans", "accuracy"])
     assert table.loc["CNN: balanced", "macro AUC"] == 0.95
     markdown = summarise_run.format_table(table, markdown=True)
-    assert "| CNN: balanced |  |  |  | 0.900 | 0.850 | 0.880 | 0.950 |  |" in markdown
+    assert baseline["balanced acc."] == pytest.approx(0.5)
+    assert (
+        "| CNN: balanced |  |  |  | 0.900 | 0.800 | 0.850 | 0.880 | 0.950 | 0.910 |  |" in markdown
+    )
 
 
 def test_missing_test_split_is_a_clear_error(tmp_path):

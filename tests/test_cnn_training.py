@@ -150,7 +150,7 @@ def test_deeper_takes_small_inputs_and_study_names_the_limit():
     with pytest.raises(InputDataError, match="cnn.input_size is 32.*at least 38"):
         models.build_model("study", 32, 12)
     with pytest.raises(InputDataError, match="choose one of"):
-        models.build_model("resnet", 64, 12)
+        models.build_model("vgg", 64, 12)
 
 
 # ----------------------------------------------------------------------------- training
@@ -208,7 +208,7 @@ def test_evaluation_writes_every_report_file(unbalanced, splits, tmp_path):
     folder, result = unbalanced
     model, meta = train.load(folder / "model.keras")
     names = ("metrics.json", "per_class.csv", "predictions.csv")
-    names += ("confusion.png", "roc.png", "misclassified.png")
+    names += ("confusion.png", "roc.png", "misclassified.png", "calibration.png", "saliency.png")
     outputs = {name.split(".")[0]: tmp_path / name for name in names}
     metrics = evaluate_on_shards(model, meta, splits[1], outputs, batch_size=4, n_misclassified=3)
     assert json.loads(outputs["metrics"].read_text())["accuracy"] == metrics["accuracy"]
@@ -216,8 +216,10 @@ def test_evaluation_writes_every_report_file(unbalanced, splits, tmp_path):
     assert table["asset_id"].tolist() == ShardIndex.from_paths(splits[1]).asset_id.tolist()
     assert (table["class"] == table["predicted_class"]).mean() == pytest.approx(metrics["accuracy"])
     assert pd.read_csv(outputs["per_class"])["class"].tolist() == list(CLASS_NAMES)
-    for name in ("confusion", "roc", "misclassified"):
+    for name in ("confusion", "roc", "misclassified", "calibration", "saliency"):
         assert outputs[name].stat().st_size > 1000
+    assert {"balanced_accuracy", "top2_accuracy", "ece"} <= set(metrics)
+    assert metrics["top2_accuracy"] >= metrics["accuracy"]
     renamed = {**meta, "class_names": [*CLASS_NAMES[:-1], "other"]}
     with pytest.raises(InputDataError, match="differ from the model"):
         evaluate_on_shards(model, renamed, splits[1], outputs)

@@ -191,3 +191,16 @@ def all_class_strings() -> list[str]:
             bases.append(f"S{bar}{bulge}")
             bases += [f"S{bar}{bulge}{a}{w}" for a in ARM_COUNTS for w in WINDINGS]
     return bases + [f"{b}({o})" for b in bases for o in ODD_FEATURES]
+
+
+#: A class name that states a sense of winding: cw, acw, ccw, clockwise, anticlockwise ...
+_CHIRAL_NAME = re.compile(r"(^|[_\-\s])(a?cw|ccw|(anti|counter)?-?clockwise|[sz]-?wise)($|[_\-\s])")
+
+
+def chiral_classes(class_names: Iterable[str]) -> list[str]:
+    """The classes whose name states a sense of winding, which a mirror image reverses.
+
+    Galaxy Zoo 1 labels spirals by the sense of their arms (``spiral_cw``,
+    ``spiral_acw``); the simplified GZ2 classes do not, so a mirror keeps them.
+    """
+    return [name for name in class_names if _CHIRAL_NAME.search(str(name).lower())]

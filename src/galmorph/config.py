@@ -16,7 +16,7 @@ from galmorph.errors import GalmorphError
 GZ2_CATALOGUE_ROWS = 239_695
 #: Smallest input side of each CNN preset (galmorph.cnn.models.min_input_size,
 #: repeated here so that checking a config does not load TensorFlow).
-CNN_MIN_INPUT_SIZE = {"study": 38, "deeper": 16}
+CNN_MIN_INPUT_SIZE = {"study": 38, "deeper": 16, "resnet": 16}
 
 
 class ConfigError(GalmorphError, ValueError):
@@ -136,6 +136,12 @@ def consistency_errors(config: Mapping[str, Any]) -> list[str]:
             f"config key 'cnn.input_size' ({config['cnn']['input_size']}) is larger than "
             f"cnn.crop ({config['cnn']['crop']}): the network would see upsampled pixels"
         )
+    problems += _mirror_errors(config)
+    if config["cnn"]["measure_crop"] > images["size"]:
+        problems.append(
+            f"config key 'cnn.measure_crop' is {config['cnn']['measure_crop']}, larger than "
+            f"the stored images (images.size = {images['size']})"
+        )
     features = 3 * reduction["crop"] ** 2
     limit = min(reduction["batch_size"], sample["n_train"], features)
     if reduction["n_components"] > limit:
@@ -160,6 +166,46 @@ def consistency_errors(config: Mapping[str, Any]) -> list[str]:
         problems.append(
             f"config key 'images.n_shards' is {images['n_shards']}, more shards than "
             "galaxies in a split; every shard must hold at least one galaxy"
+        )
+    return problems
+
+
+def _mirror_errors(config: Mapping[str, Any]) -> list[str]:
+    """Mirror pairs must name known classes; mirrors need a partner for every chiral class."""
+    from galmorph.classes import chiral_classes
+
+    cnn = config["cnn"]
+    pairs = cnn["mirror_pairs"]
+    problems = []
+    named = [name for pair in pairs for name in pair]
+    if len(set(named)) != len(named) or any(a == b for a, b in pairs):
+        problems.append(
+            f"config key 'cnn.mirror_pairs' is {pairs}: each class may appear in one pair only, "
+            "paired with another class"
+        )
+    if config["dataset"] != "folder":
+        return problems  # GZ2's simplified classes state no winding
+    classes = config["folder"].get("classes") or []
+    unknown = [name for name in named if classes and name not in classes]
+    if unknown:
+        problems.append(
+            f"config key 'cnn.mirror_pairs' names {', '.join(unknown)}, not in folder.classes"
+        )
+    unpaired = [name for name in chiral_classes(classes) if name not in named]
+    asked = [
+        key
+        for key, on in (
+            ("cnn.augment.mirror", cnn["augment"]["enabled"] and cnn["augment"]["mirror"]),
+            ("cnn.tta.mirror", cnn["tta"]["mirror"]),
+            ("cnn.balanced.flips", cnn["balanced"]["flips"]),
+        )
+        if on
+    ]
+    if unpaired and asked:
+        problems.append(
+            f"config key '{asked[0]}' mirrors images, but class(es) {', '.join(unpaired)} have "
+            "a winding a mirror reverses: declare their partners in cnn.mirror_pairs "
+            "(e.g. [[spiral_cw, spiral_acw]]) or turn mirrors off"
         )
     return problems
 

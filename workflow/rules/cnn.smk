@@ -24,8 +24,8 @@ rule balance_training_set:
         mem_mb=1000,
         runtime="1h",
     params:
-        balanced=config["cnn"]["balanced"],
-        crop=config["cnn"]["crop"],
+        balanced=cnn_balance_settings()["settings"],
+        side=cnn_balance_settings()["side"],
         seed=config["seed"],
     script:
         "../../scripts/balance.py"
@@ -88,6 +88,18 @@ rule evaluate_cnn:
             category="CNN",
             subcategory="{variant}",
         ),
+        calibration=report(
+            "results/cnn/{variant}/calibration.png",
+            caption="../report/cnn_calibration.rst",
+            category="CNN",
+            subcategory="{variant}",
+        ),
+        saliency=report(
+            "results/cnn/{variant}/saliency.png",
+            caption="../report/cnn_saliency.rst",
+            category="CNN",
+            subcategory="{variant}",
+        ),
     log:
         "logs/cnn/evaluate_cnn/{variant}.log",
     benchmark:
@@ -101,6 +113,7 @@ rule evaluate_cnn:
     params:
         batch_size=config["cnn"]["batch_size"],
         n_misclassified=24,
+        tta=dict(sorted(config["cnn"]["tta"].items())),
     script:
         "../../scripts/evaluate_cnn.py"
 
@@ -168,6 +181,7 @@ rule predict_folder:
     params:
         folder=config.get("predict_folder", ""),
         batch_size=config["cnn"]["batch_size"],
+        tta=dict(sorted(config["cnn"]["tta"].items())),
     script:
         "../../scripts/predict_folder.py"
 

@@ -170,22 +170,51 @@ def cnn_training_data(wildcards):
     return {"shards": hdf5_shards("train")}
 
 
+def cnn_augment():
+    """The cnn.augment keys of galmorph.cnn.views.Augmentation, sorted; None when off."""
+    augment = config["cnn"]["augment"]
+    if not augment["enabled"]:
+        return None
+    return {key: augment[key] for key in sorted(augment) if key != "enabled"}
+
+
 def cnn_train_settings(variant):
     """The cnn.* keys of one variant's training (galmorph.cnn.train.TrainSettings).
 
-    Class weights apply to the unbalanced variant only, so toggling them does
-    not retrain the balanced model.
+    Class weights apply to the unbalanced variant only, so changing them does
+    not retrain the balanced model. Keys are sorted: a config with its keys in
+    another order must not rerun the training.
     """
     keys = (
         "architecture", "crop", "input_size", "epochs", "batch_size", "learning_rate",
         "validation_fraction", "early_stopping_patience", "reduce_lr_patience",
+        "selection_metric", "measure_crop",
     )  # fmt: skip
     settings = {key: config["cnn"][key] for key in keys}
     settings["class_weights"] = (
-        variant == "unbalanced" and config["cnn"]["class_weights"]
+        config["cnn"]["class_weights"] if variant == "unbalanced" else "none"
     )
+    settings["augment"] = cnn_augment()
+    settings["mirror_pairs"] = [list(pair) for pair in config["cnn"]["mirror_pairs"]]
     settings["seed"] = config["seed"]
-    return settings
+    return dict(sorted(settings.items()))
+
+
+def cnn_balance_settings():
+    """The cnn.balanced keys, the mirror pairs and the side of the stored images.
+
+    The balanced set stores the native pixels that training reaches: the
+    crop, widened for rotated and zoomed views and for the measured crop.
+    """
+    from galmorph.cnn.views import Augmentation
+
+    cnn = config["cnn"]
+    augment = cnn_augment()
+    side = Augmentation(**augment).region(cnn["crop"]) if augment else cnn["crop"]
+    side = min(max(side, cnn["measure_crop"]), config["images"]["size"])
+    settings = dict(sorted(cnn["balanced"].items()))
+    settings["mirror_pairs"] = [list(pair) for pair in cnn["mirror_pairs"]]
+    return {"settings": settings, "side": side}
 
 
 def cnn_mem_mb(wildcards):

@@ -8,7 +8,10 @@ multiples of 90 degrees; copies of one source are kept apart by a minimum
 angle), and optionally a small shift and zoom.
 
 Flips are off by default: a mirror image reverses the winding of a spiral's
-arms, and labels such as clockwise/anticlockwise depend on it.
+arms, and labels such as clockwise/anticlockwise depend on it. With flips on,
+a class with a mirror partner (``cnn.mirror_pairs``) is also filled with
+mirrored images of its partner's galaxies, relabelled; a class whose name
+states a winding and has no partner makes flips an error.
 
 The study built its balanced set from train + test together (test images
 leaked into training) and every synthetic image was the same first image at
@@ -49,6 +52,7 @@ class BalanceSettings:
     flips: bool = False
     drop_empty_classes: bool = False
     crop: int | None = None
+    mirror_pairs: tuple = ()
     seed: int = 31
 
     def __post_init__(self):
@@ -110,7 +114,24 @@ def plan_balanced_set(
     InputDataError
         A class has no training image and ``drop_empty_classes`` is false.
     """
+    from galmorph.classes import chiral_classes
+    from galmorph.cnn.views import mirror_map
+
     rng = np.random.default_rng(settings.seed)
+    partner = mirror_map(class_names, settings.mirror_pairs)
+    chiral = set(chiral_classes(class_names))
+    paired = {name for pair in settings.mirror_pairs for name in pair}
+    if settings.flips and chiral - paired:
+        raise InputDataError(
+            f"cnn.balanced.flips is on but class(es) {', '.join(sorted(chiral - paired))} have "
+            "a winding that a mirror reverses; declare their partners in cnn.mirror_pairs "
+            "(e.g. [[spiral_cw, spiral_acw]]) or set cnn.balanced.flips: false"
+        )
+    # a random mirror suits a class only if a mirror keeps it (no winding, no partner)
+    free_flips = np.array(
+        [settings.flips and partner[c] == c and name not in chiral
+         for c, name in enumerate(class_names)]
+    )  # fmt: skip
     counts = np.bincount(labels, minlength=len(class_names))
     empty = [class_names[c] for c in range(len(class_names)) if counts[c] == 0]
     if empty and not settings.drop_empty_classes:
@@ -129,8 +150,16 @@ def plan_balanced_set(
             continue
         frames.append(_original_rows(members, label))
         missing = settings.per_class - members.size
-        rounds = math.ceil(missing / members.size)
-        sources = np.concatenate([rng.permutation(members) for _ in range(rounds)])[:missing]
+        # the pool of sources: the class's own images, and its mirror partner's (to be mirrored)
+        pool = members
+        mirrored_pool = np.zeros(members.size, dtype=bool)
+        if settings.flips and partner[label] != label:
+            others = np.flatnonzero(labels == partner[label])
+            pool = np.concatenate([members, others])
+            mirrored_pool = np.concatenate([mirrored_pool, np.ones(others.size, dtype=bool)])
+        rounds = math.ceil(missing / pool.size)
+        picks = np.concatenate([rng.permutation(pool.size) for _ in range(rounds)])[:missing]
+        sources, from_partner = pool[picks], mirrored_pool[picks]
         angles = np.empty(missing)
         for source in np.unique(sources):
             where = np.flatnonzero(sources == source)
@@ -145,7 +174,7 @@ def plan_balanced_set(
                     "shift_x": rng.uniform(-settings.max_shift, settings.max_shift, missing),
                     "shift_y": rng.uniform(-settings.max_shift, settings.max_shift, missing),
                     "zoom": 1.0 + rng.uniform(-settings.max_zoom, settings.max_zoom, missing),
-                    "flip": rng.random(missing) < 0.5 if settings.flips else False,
+                    "flip": from_partner | (free_flips[label] & (rng.random(missing) < 0.5)),
                 }
             )
         )

@@ -1,8 +1,17 @@
-"""tf.data pipelines over HDF5 shards: crop, resize, scale to [0, 1], seeded shuffle, prefetch.
+"""tf.data pipelines over HDF5 shards: crop, online augmentation, measured morphology, prefetch.
 
-A Python generator (h5py) yields the central crop of one row at a time, so a
-split is never loaded whole; batching, resizing and scaling run as parallel
-TensorFlow ops and the next batches are prefetched while the model trains.
+A Python generator (h5py) yields one row at a time, so a split is never loaded
+whole: the central region of the stored image, the row's measures
+(:mod:`galmorph.morphometry`: winding and shape), its label and the parameters of the row's random
+view. Batching, resizing, the geometric transform and the photometric jitter
+then run as parallel TensorFlow ops while the model trains.
+
+Every view is one affine resampling of the stored pixels (rotation by any
+angle, zoom, shift and, where allowed, a mirror), drawn anew at every epoch
+from ``(seed, epoch)``, so training never sees the same pixels twice and a
+resumed run sees the same views as an uninterrupted one. A mirror reverses a
+spiral's winding: a mirrored row takes the label its class is paired with
+(``cnn.mirror_pairs``) and its winding measures change sign.
 """
 
 from __future__ import annotations
@@ -13,30 +22,82 @@ from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
+from tqdm import tqdm
 
-from galmorph.cnn.shards import CropCache, ShardIndex, central_crop_bounds
-from galmorph.errors import GalmorphError, defer
+from galmorph import morphometry
+from galmorph.cnn.shards import CropCache, ShardIndex
+from galmorph.cnn.views import (  # noqa: F401  (re-exported: the pipeline's vocabulary)
+    IDENTITY_VIEW,
+    VIEW_COLUMNS,
+    Augmentation,
+    epoch_order,
+    mirror_map,
+    view_matrices,
+)
+from galmorph.errors import GalmorphError, InputDataError, defer
 
 log = logging.getLogger(__name__)
 
 
-def to_model_input(images: tf.Tensor, input_size: int) -> tf.Tensor:
-    """uint8 images (..., H, W, 3) -> float32 in [0, 1], resized to ``input_size`` square.
+def region_images(index: ShardIndex, order: np.ndarray, side: int, cache: CropCache | None):
+    """Yield the central ``side`` pixels of the rows in ``order``, zero-padded past the edge."""
+    stored = min(side, index.image_size)
+    pad = (side - stored) // 2
+    source = cache.iter_images(order) if cache is not None else index.iter_images(order, stored)
+    for image, label in source:
+        if pad or stored != side:
+            image = np.pad(image, ((pad, side - stored - pad), (pad, side - stored - pad), (0, 0)))
+        yield image, label
 
-    Antialiased resizing averages the pixels a downscale drops (a plain
-    bilinear resize would alias the fine structure of spiral arms).
+
+def index_measures(index: ShardIndex, crop: int, desc: str = "measures") -> np.ndarray:
+    """:func:`galmorph.morphometry.measure` of every row's central ``crop`` pixels."""
+    out = np.empty((len(index), morphometry.N_FEATURES), dtype=np.float32)
+    rows = region_images(index, np.arange(len(index)), crop, None)
+    for position, (image, _) in enumerate(
+        tqdm(rows, total=len(index), desc=desc, unit="image", mininterval=5)
+    ):
+        out[position] = morphometry.measure(image)
+    return out
+
+
+def render_views(
+    images: tf.Tensor, views: tf.Tensor, crop: int, input_size: int, photometric: bool
+) -> tf.Tensor:
+    """uint8 regions (b, S, S, 3) and their views -> float32 model input (b, n, n, 3) in [0, 1].
+
+    The region is first resized with antialiasing (a plain bilinear downscale
+    would alias the fine structure of spiral arms) so that ``crop`` native
+    pixels span ``input_size``, then turned, zoomed, shifted and mirrored in
+    one bilinear resampling; pixels from outside are black, like the sky.
     """
+    side = int(images.shape[1])
     images = tf.cast(images, tf.float32) / 255.0
-    if images.shape[-2] == input_size and images.shape[-3] == input_size:
-        return images
-    return tf.image.resize(images, (input_size, input_size), antialias=True)
-
-
-def epoch_order(n: int, seed: int, epoch: int, shuffle: bool) -> np.ndarray:
-    """Row order of one pass: a seeded permutation per epoch, or index order."""
-    if not shuffle:
-        return np.arange(n)
-    return np.random.default_rng([seed, epoch]).permutation(n)
+    resized = max(input_size, int(round(side * input_size / crop)))
+    if resized != side:
+        images = tf.image.resize(images, (resized, resized), antialias=True)
+    scale = resized * crop / (side * input_size)
+    matrices = tf.numpy_function(
+        lambda v: view_matrices(v, input_size, resized, scale), [views], tf.float32
+    )
+    out = tf.raw_ops.ImageProjectiveTransformV3(
+        images=images,
+        transforms=tf.reshape(matrices, (-1, 8)),
+        output_shape=tf.constant([input_size, input_size], tf.int32),
+        fill_value=0.0,
+        interpolation="BILINEAR",
+        fill_mode="CONSTANT",
+    )
+    out = tf.ensure_shape(out, (None, input_size, input_size, 3))
+    if photometric:
+        mean = tf.reduce_mean(out, axis=(1, 2, 3), keepdims=True)
+        brightness = tf.reshape(views[:, 5], (-1, 1, 1, 1))
+        contrast = tf.reshape(views[:, 6], (-1, 1, 1, 1))
+        sigma = tf.reshape(views[:, 7], (-1, 1, 1, 1))
+        seed = tf.cast(tf.stack([views[0, 8], views[-1, 8]]), tf.int64)
+        noise = tf.random.stateless_normal(tf.shape(out), seed=seed) * sigma
+        out = tf.clip_by_value((out - mean) * contrast + mean + brightness + noise, 0.0, 1.0)
+    return out
 
 
 def make_dataset(
@@ -49,52 +110,90 @@ def make_dataset(
     seed: int = 0,
     cache_dir: str | Path | None = None,
     first_epoch: int = 0,
+    augment: Augmentation | None = None,
+    features: np.ndarray | None = None,
+    mirror: np.ndarray | None = None,
+    view: tuple[float, bool] = (0.0, False),
 ) -> tf.data.Dataset:
-    """A dataset of ``(images, labels)`` batches over the rows of ``index``.
+    """A dataset of ``(inputs, labels)`` batches over the rows of ``index``.
 
     Parameters
     ----------
     index : ShardIndex
         The rows to stream (a split, or a subset of one).
     crop : int or None
-        Central crop in pixels of the stored images before resizing.
+        Side in stored pixels of the central region the network sees (None:
+        the whole image), resized to ``input_size``.
     input_size : int
         Side of the network input.
     batch_size : int
     shuffle : bool
-        Visit the rows in a new seeded order at every pass (a full
-        permutation of the rows, better mixed than a shuffle buffer).
+        Visit the rows in a new seeded order at every pass.
     seed : int
+        Seeds the order and the views of every pass, with the pass number.
     cache_dir : path, optional
-        Keep the crops read in the first pass in an uncompressed memory-mapped
-        file in this folder (:class:`CropCache`), so that later passes skip the
-        decompression; nothing is cached if the disk lacks room.
+        Keep the regions read in the first pass in an uncompressed
+        memory-mapped file in this folder (:class:`CropCache`).
     first_epoch : int
-        Number of the first pass (0-based): a training resumed at epoch ``e``
-        visits the rows in the order the uninterrupted run used at ``e``.
+        Number of the first pass (0-based), for a resumed training.
+    augment : Augmentation, optional
+        Random views (training); None: every row is seen as ``view``.
+    features : ndarray (n, k), optional
+        Winding features of the rows (:func:`index_measures`); the
+        inputs are then a dict ``{"image", "measures"}``, else the image alone.
+    mirror : ndarray of int, optional
+        :func:`mirror_map` of the classes; needed when a view mirrors.
+    view : (angle, mirrored)
+        The one fixed view of every row without ``augment`` (test-time
+        augmentation: each pass one view). The labels stay the true ones; a
+        mirrored pass's probabilities are mapped back by the caller.
 
     Returns
     -------
     tf.data.Dataset
-        ``float32 (b, input_size, input_size, 3)`` in [0, 1] and ``int32 (b,)``.
+        Images ``float32 (b, input_size, input_size, 3)`` in [0, 1] (with
+        ``measures`` ``float32 (b, k)``) and labels ``int32 (b,)``.
     """
-    start, stop = central_crop_bounds(index.image_size, crop)
-    side = stop - start
+    crop = index.image_size if crop is None else crop
+    if crop > index.image_size:
+        raise InputDataError(
+            f"crop of {crop} pixels is larger than the stored images ({index.image_size} "
+            "pixels): lower cnn.crop or raise images.size"
+        )
+    side = augment.region(crop) if augment is not None else crop
+    if augment is not None and augment.mirror and mirror is None:
+        raise InputDataError("mirrored views need the mirror map of the classes")
     passes = itertools.count(first_epoch)
     cache = None
     if cache_dir is not None:
-        if CropCache.fits(index, crop, cache_dir):
-            cache = CropCache(index, crop, cache_dir)
+        stored = min(side, index.image_size)
+        if CropCache.fits(index, stored, cache_dir):
+            cache = CropCache(index, stored, cache_dir)
         else:
             log.warning("%s: too little free disk for a crop cache; reading shards", cache_dir)
+    n_features = 0 if features is None else features.shape[1]
+    fixed = IDENTITY_VIEW.copy()
+    fixed[0], fixed[1] = view[0], float(view[1])
 
     def rows():
-        order = epoch_order(len(index), seed, next(passes), shuffle)
+        epoch = next(passes)
+        order = epoch_order(len(index), seed, epoch, shuffle)
+        if augment is not None:
+            views = augment.draw(len(order), np.random.default_rng([seed, epoch, 1]))
+        else:
+            views = np.tile(fixed, (len(order), 1))
         try:
-            if cache is None:
-                yield from index.iter_images(order, crop)
-            else:
-                yield from cache.iter_images(order)
+            images = region_images(index, order, side, cache)
+            for position, view_row, (image, label) in zip(order, views, images, strict=True):
+                row_features = (
+                    features[position] if features is not None else np.zeros(0, np.float32)
+                )
+                if view_row[1] > 0.5:  # a mirrored view: the winding reverses
+                    if features is not None:
+                        row_features = morphometry.mirror(row_features)
+                    if augment is not None:  # training: the label follows the pixels
+                        label = int(mirror[label])
+                yield image, row_features, view_row, label
         except GalmorphError as error:  # TensorFlow re-raises it as its own error type
             defer(error)
             raise
@@ -103,17 +202,35 @@ def make_dataset(
         rows,
         output_signature=(
             tf.TensorSpec((side, side, 3), tf.uint8),
+            tf.TensorSpec((n_features,), tf.float32),
+            tf.TensorSpec((len(VIEW_COLUMNS),), tf.float32),
             tf.TensorSpec((), tf.int32),
         ),
     )
+    photometric = augment is not None
+
+    def to_inputs(images, row_features, views, labels):
+        pixels = render_views(images, views, crop, input_size, photometric)
+        if features is None:
+            return pixels, labels
+        return {"image": pixels, "measures": row_features}, labels
+
     # A generator's length is unknown to tf.data; stating it lets Keras count steps per epoch.
     return (
         dataset.apply(tf.data.experimental.assert_cardinality(len(index)))
         .batch(batch_size)
-        .map(
-            lambda images, labels: (to_model_input(images, input_size), labels),
-            num_parallel_calls=tf.data.AUTOTUNE,
-            deterministic=True,
-        )
+        .map(to_inputs, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         .prefetch(tf.data.AUTOTUNE)
     )
+
+
+def to_model_input(
+    images, input_size: int, crop: int | None = None, view: tuple[float, bool] = (0.0, False)
+) -> tf.Tensor:
+    """uint8 central regions (b, S, S, 3) -> model input of one fixed view, as in evaluation."""
+    images = tf.convert_to_tensor(images)
+    crop = int(images.shape[1]) if crop is None else crop
+    fixed = IDENTITY_VIEW.copy()
+    fixed[0], fixed[1] = view[0], float(view[1])
+    views = tf.constant(np.tile(fixed, (int(images.shape[0]), 1)))
+    return render_views(images, views, crop, input_size, photometric=False)

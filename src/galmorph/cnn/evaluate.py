@@ -20,6 +20,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from sklearn.metrics import (  # noqa: E402
+    balanced_accuracy_score,
     confusion_matrix,
     precision_recall_fscore_support,
     roc_auc_score,
@@ -35,6 +36,8 @@ EPSILON = 1.0e-7
 #: The scalar metrics of :func:`compute_metrics`, in report order (k-fold and summary tables).
 SCALAR_METRICS = (
     "accuracy",
+    "balanced_accuracy",
+    "top2_accuracy",
     "loss",
     "precision_macro",
     "recall_macro",
@@ -44,7 +47,44 @@ SCALAR_METRICS = (
     "f1_weighted",
     "roc_auc_micro",
     "roc_auc_macro",
+    "ece",
 )
+
+#: Bins of the reliability diagram and of the expected calibration error.
+CALIBRATION_BINS = 10
+
+
+def calibration_bins(y_true: np.ndarray, proba: np.ndarray, bins: int = CALIBRATION_BINS):
+    """Per confidence bin: mean confidence, accuracy and count (the reliability diagram)."""
+    confidence = proba.max(axis=1)
+    correct = proba.argmax(axis=1) == y_true
+    which = np.minimum((confidence * bins).astype(int), bins - 1)
+    count = np.bincount(which, minlength=bins)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_confidence = np.bincount(which, confidence, bins) / count
+        accuracy = np.bincount(which, correct.astype(float), bins) / count
+    return mean_confidence, accuracy, count
+
+
+def expected_calibration_error(y_true: np.ndarray, proba: np.ndarray) -> float:
+    """Count-weighted mean gap between confidence and accuracy over the confidence bins."""
+    confidence, accuracy, count = calibration_bins(y_true, proba)
+    used = count > 0
+    return float(np.sum(count[used] * np.abs(confidence[used] - accuracy[used])) / count.sum())
+
+
+def chirality_accuracy(y_true: np.ndarray, proba: np.ndarray, pairs_idx) -> float | None:
+    """Among galaxies whose true class has a mirror partner, how often its own class
+    outscores the partner: clockwise told from anticlockwise on true spirals (a tie
+    counts half, so a model blind to the winding scores 0.5)."""
+    hits, total = 0.0, 0
+    for a, b in pairs_idx:
+        for own, other in ((a, b), (b, a)):
+            rows = y_true == own
+            hits += float(np.sum(proba[rows, own] > proba[rows, other]))
+            hits += 0.5 * float(np.sum(proba[rows, own] == proba[rows, other]))
+            total += int(rows.sum())
+    return hits / total if total else None
 
 
 def log_loss(y_true: np.ndarray, proba: np.ndarray) -> float:
@@ -57,7 +97,12 @@ def _none_if_nan(value: float) -> float | None:
     return None if value is None or math.isnan(value) else float(value)
 
 
-def compute_metrics(y_true: Sequence[int], proba: np.ndarray, class_names: Sequence[str]) -> dict:
+def compute_metrics(
+    y_true: Sequence[int],
+    proba: np.ndarray,
+    class_names: Sequence[str],
+    mirror_pairs: Sequence[Sequence[str]] = (),
+) -> dict:
     """Every metric of a classifier's predicted probabilities.
 
     Parameters
@@ -67,6 +112,8 @@ def compute_metrics(y_true: Sequence[int], proba: np.ndarray, class_names: Seque
     proba : ndarray, shape (n, n_classes)
         Predicted probabilities; the prediction is the arg max.
     class_names : sequence of str
+    mirror_pairs : sequence of (str, str)
+        Classes a mirror turns into each other; gives ``chirality_accuracy``.
 
     Returns
     -------
@@ -88,6 +135,14 @@ def compute_metrics(y_true: Sequence[int], proba: np.ndarray, class_names: Seque
     y_pred = proba.argmax(axis=1)
     everything = list(range(n_classes))
     metrics: dict = {"n": int(y_true.size), "accuracy": float(np.mean(y_pred == y_true))}
+    metrics["balanced_accuracy"] = float(balanced_accuracy_score(y_true, y_pred))
+    top2 = np.argsort(-proba, axis=1)[:, :2]
+    metrics["top2_accuracy"] = float(np.mean((top2 == y_true[:, None]).any(axis=1)))
+    metrics["ece"] = expected_calibration_error(y_true, proba)
+    names = list(class_names)
+    metrics["chirality_accuracy"] = chirality_accuracy(
+        y_true, proba, [(names.index(a), names.index(b)) for a, b in mirror_pairs]
+    )
     metrics["loss"] = log_loss(y_true, proba)
     for average in ("macro", "weighted"):
         precision, recall, f1, _ = precision_recall_fscore_support(
@@ -249,6 +304,147 @@ def plot_history(history: pd.DataFrame, path: str | Path) -> None:
     plt.close(fig)
 
 
+def plot_calibration(y_true: np.ndarray, proba: np.ndarray, path: str | Path) -> None:
+    """Reliability diagram: accuracy against confidence per bin, with the ECE and bin counts."""
+    confidence, accuracy, count = calibration_bins(y_true, proba)
+    edges = np.linspace(0, 1, CALIBRATION_BINS + 1)
+    centres = (edges[:-1] + edges[1:]) / 2
+    fig, (ax, bars) = plt.subplots(
+        2, 1, figsize=(5.5, 6), sharex=True, gridspec_kw={"height_ratios": [3, 1]}
+    )
+    used = count > 0
+    ax.bar(centres[used], accuracy[used], width=1 / CALIBRATION_BINS, edgecolor="black",
+           color="tab:blue", alpha=0.7, label="accuracy")  # fmt: skip
+    ax.plot(confidence[used], accuracy[used], "o", color="tab:red", label="mean confidence")
+    ax.plot([0, 1], [0, 1], ":", color="grey", label="perfect calibration")
+    ece = expected_calibration_error(y_true, proba)
+    ax.set(ylabel="accuracy", title=f"reliability (ECE {ece:.3f})", xlim=(0, 1), ylim=(0, 1))
+    ax.legend(fontsize=8, loc="upper left")
+    bars.bar(centres, count, width=1 / CALIBRATION_BINS, color="grey", edgecolor="black")
+    bars.set(xlabel="confidence (top probability)", ylabel="galaxies")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def tta_views(rotations: int, mirror: bool) -> list[tuple[float, bool]]:
+    """The fixed views of test-time augmentation: ``rotations`` turns, each also mirrored."""
+    angles = [360.0 * k / max(1, rotations) for k in range(max(1, rotations))]
+    return [(angle, flip) for flip in ((False, True) if mirror else (False,)) for angle in angles]
+
+
+def predict_index(model, index, metadata: dict, batch_size: int = 64, views=((0.0, False),)):
+    """Probabilities of every row of ``index``, averaged over ``views`` (test-time augmentation).
+
+    A mirrored view's probabilities are mapped back through the mirror pairs
+    (a mirrored clockwise spiral is scored as anticlockwise, and counted for
+    clockwise). Returns ``(y_true, proba, features)``.
+    """
+    from galmorph.cnn.data import index_measures, make_dataset, mirror_map
+
+    pairs = metadata.get("mirror_pairs") or ()
+    mapping = mirror_map(metadata["class_names"], pairs)
+    features = None
+    if metadata.get("measure_crop"):
+        features = index_measures(index, metadata["measure_crop"])
+    total, y_true = None, None
+    for angle, flip in views:
+        dataset = make_dataset(
+            index,
+            crop=metadata["crop"],
+            input_size=metadata["input_size"],
+            batch_size=batch_size,
+            features=features,
+            view=(angle, flip),
+        )
+        y_true, proba, _ = predict_batches(model, dataset)
+        if flip:
+            proba = proba[:, mapping]
+        total = proba if total is None else total + proba
+    return y_true, total / len(views), features
+
+
+def _model_inputs(index, metadata: dict, positions: np.ndarray, features) -> tuple:
+    """Unaugmented model inputs of the rows at ``positions``: (images, features or None)."""
+    from galmorph.cnn.data import make_dataset
+
+    subset = index.subset(positions)
+    dataset = make_dataset(
+        subset,
+        crop=metadata["crop"],
+        input_size=metadata["input_size"],
+        batch_size=len(positions),
+        features=None if features is None else features[positions],
+    )
+    inputs, _ = next(iter(dataset))
+    if isinstance(inputs, dict):
+        return np.asarray(inputs["image"]), np.asarray(inputs["measures"])
+    return np.asarray(inputs), None
+
+
+def occlusion_maps(model, images: np.ndarray, features, targets: np.ndarray, patches: int = 8):
+    """How much the probability of ``targets`` drops when each patch is blacked out.
+
+    The image is cut into ``patches x patches`` squares; each is set to the
+    black sky in turn. Large drops mark the pixels the decision rests on.
+    Returns an array (n, patches, patches).
+    """
+    n, size = images.shape[0], images.shape[1]
+    edges = np.linspace(0, size, patches + 1).astype(int)
+
+    def probability(batch, feats):
+        inputs = batch if feats is None else {"image": batch, "measures": feats}
+        return np.asarray(model(inputs, training=False))
+
+    base = probability(images, features)[np.arange(n), targets]
+    maps = np.zeros((n, patches, patches), dtype=np.float32)
+    for i in range(n):
+        batch = np.repeat(images[i : i + 1], patches * patches, axis=0)
+        for k, (row, col) in enumerate(np.ndindex(patches, patches)):
+            batch[k, edges[row] : edges[row + 1], edges[col] : edges[col + 1]] = 0.0
+        feats = None if features is None else np.repeat(features[i : i + 1], len(batch), axis=0)
+        maps[i] = (base[i] - probability(batch, feats)[:, targets[i]]).reshape(patches, patches)
+    return maps
+
+
+def saliency_examples(y_true: np.ndarray, proba: np.ndarray) -> list[tuple[int, bool]]:
+    """Per true class, its most confident correct and its most confident wrong galaxy."""
+    predicted = proba.argmax(axis=1)
+    picked = []
+    for label in np.unique(y_true):
+        for correct in (True, False):
+            rows = np.flatnonzero((y_true == label) & ((predicted == label) == correct))
+            if rows.size:
+                picked.append((int(rows[np.argmax(proba[rows].max(axis=1))]), correct))
+    return picked
+
+
+def plot_saliency(images, maps, titles, path: str | Path, columns: int = 4) -> None:
+    """Each galaxy beside its occlusion map (red: the probability falls when hidden)."""
+    n = len(images)
+    rows = max(1, math.ceil(n / columns))
+    fig, axes = plt.subplots(rows, 2 * columns, figsize=(2.2 * columns * 2 / 1.6, 2.3 * rows),
+                             squeeze=False)  # fmt: skip
+    for ax in axes.ravel():
+        ax.axis("off")
+    for i in range(n):
+        row, col = divmod(i, columns)
+        picture, heat = axes[row, 2 * col], axes[row, 2 * col + 1]
+        picture.imshow(np.clip(images[i], 0, 1))
+        picture.set_title(titles[i], fontsize=6)
+        top = max(float(np.abs(maps[i]).max()), 1.0e-6)
+        heat.imshow(np.clip(images[i], 0, 1).mean(axis=2), cmap="gray")
+        side = images[i].shape[0]
+        extent = (-0.5, side - 0.5, side - 0.5, -0.5)
+        heat.imshow(maps[i], cmap="bwr", vmin=-top, vmax=top, alpha=0.6, extent=extent)
+        heat.set_title("occlusion", fontsize=6)
+    if not n:
+        axes[0, 0].text(0.5, 0.5, "no galaxy to show", ha="center", va="center")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def evaluate_on_shards(
     model,
     metadata: dict,
@@ -256,6 +452,8 @@ def evaluate_on_shards(
     outputs: dict,
     batch_size: int = 64,
     n_misclassified: int = 24,
+    tta_rotations: int = 1,
+    tta_mirror: bool = False,
 ) -> dict:
     """Evaluate ``model`` on the test shards and write every report file.
 
@@ -263,12 +461,16 @@ def evaluate_on_shards(
     ----------
     model : keras.Model
     metadata : dict
-        The model's ``model.json`` (class names, crop, input size).
+        The model's ``model.json`` (class names, crop, input size, measures, mirror pairs).
     test_paths : sequence of path
         The test split's shards: never seen by training, balancing or model selection.
     outputs : dict
         Paths of ``metrics`` (JSON), ``per_class`` (CSV), ``predictions`` (CSV, one row
-        per test image) and the figures ``confusion``, ``roc`` and ``misclassified``.
+        per test image) and the figures ``confusion``, ``roc``, ``misclassified``,
+        ``calibration`` and ``saliency``.
+    tta_rotations, tta_mirror :
+        Test-time augmentation: probabilities averaged over this many turns,
+        each also mirrored (with the label swap of the mirror pairs).
 
     Returns
     -------
@@ -277,8 +479,8 @@ def evaluate_on_shards(
     """
     import json
 
-    from galmorph.cnn.data import make_dataset
     from galmorph.cnn.shards import ShardIndex
+    from galmorph.cnn.train import check_mirror_safe_names
     from galmorph.io import atomic_path
 
     index = ShardIndex.from_paths(test_paths)
@@ -288,13 +490,34 @@ def evaluate_on_shards(
             f"{index.paths[0]}: test classes {list(index.class_names)} differ from the model's "
             f"{class_names}; train and evaluate on shards of the same run"
         )
-    dataset = make_dataset(
-        index, crop=metadata["crop"], input_size=metadata["input_size"], batch_size=batch_size
-    )
-    y_true, proba, wrong = predict_batches(model, dataset, keep_misclassified=n_misclassified)
-    metrics = compute_metrics(y_true, proba, class_names)
+    pairs = [tuple(pair) for pair in metadata.get("mirror_pairs") or ()]
+    if tta_mirror:
+        check_mirror_safe_names(class_names, pairs, "cnn.tta.mirror")
+    views = tta_views(tta_rotations, tta_mirror)
+    y_true, proba, features = predict_index(model, index, metadata, batch_size, views)
+    metrics = compute_metrics(y_true, proba, class_names, pairs)
     metrics["variant"] = metadata.get("variant")
+    metrics["tta_views"] = len(views)
     predicted = proba.argmax(axis=1)
+    wrong_rows = np.flatnonzero(predicted != y_true)[:n_misclassified]
+    wrong = []
+    if wrong_rows.size:
+        images, _ = _model_inputs(index, metadata, wrong_rows, features)
+        wrong = [
+            (images[k], int(y_true[row]), int(predicted[row]), float(proba[row].max()))
+            for k, row in enumerate(wrong_rows)
+        ]
+    examples = saliency_examples(y_true, proba)
+    positions = np.array([row for row, _ in examples], dtype=np.int64)
+    saliency_images, maps, titles = [], [], []
+    if positions.size:
+        saliency_images, saliency_features = _model_inputs(index, metadata, positions, features)
+        maps = occlusion_maps(model, saliency_images, saliency_features, predicted[positions])
+        titles = [
+            f"{'right' if correct else 'wrong'}: {class_names[y_true[row]]}"
+            f" -> {class_names[predicted[row]]}"
+            for row, correct in examples
+        ]
     table = pd.DataFrame(
         {
             "asset_id": index.asset_id,
@@ -312,8 +535,12 @@ def evaluate_on_shards(
         "confusion": lambda path: plot_confusion(metrics["confusion_matrix"], class_names, path),
         "roc": lambda path: plot_roc(y_true, proba, class_names, path),
         "misclassified": lambda path: plot_misclassified(wrong, class_names, path),
+        "calibration": lambda path: plot_calibration(y_true, proba, path),
+        "saliency": lambda path: plot_saliency(saliency_images, maps, titles, path),
     }
     for name, write in writers.items():
+        if name not in outputs:
+            continue
         with atomic_path(outputs[name], suffix=Path(outputs[name]).suffix) as temporary:
             write(temporary)
     return metrics

@@ -7,7 +7,10 @@ Usage::
 
 Each image gets the preprocessing of training, read from the model's
 ``model.json``: resized to the stored image size if it differs, centrally
-cropped, resized to the network input and scaled to [0, 1]. The CSV has
+cropped, resized to the network input and scaled to [0, 1]; its morphology
+(winding of the arms, shape) is measured on the same central crop as in training; with
+test-time augmentation, the probabilities are averaged over turned (and
+mirrored, labels swapped) views as in evaluation. The CSV has
 ``id`` (file name without extension), ``predicted_class``, ``probability``
 and one ``p_<class>`` column per class. Images that cannot be read are listed
 in ``<out>.failures.csv`` (``file, reason``) and skipped: one bad file does not
@@ -75,6 +78,8 @@ def predict_folder(
     folder: str | Path,
     out_csv: str | Path,
     batch_size: int = 64,
+    tta_rotations: int = 1,
+    tta_mirror: bool = False,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Classify every JPEG of ``folder``; write the predictions and the failures CSVs.
 
@@ -82,13 +87,21 @@ def predict_folder(
     -------
     predictions, failures : DataFrame
     """
-    import tensorflow as tf
-
-    from galmorph.cnn.data import to_model_input
-    from galmorph.cnn.train import load
+    from galmorph import morphometry
+    from galmorph.cnn.data import mirror_map, to_model_input
+    from galmorph.cnn.evaluate import tta_views
+    from galmorph.cnn.train import check_mirror_safe_names, load
 
     model, meta = load(model_path)
     class_names = meta["class_names"]
+    pairs = [tuple(pair) for pair in meta.get("mirror_pairs") or ()]
+    if tta_mirror:
+        check_mirror_safe_names(class_names, pairs, "cnn.tta.mirror")
+    mapping = mirror_map(class_names, pairs)
+    views = tta_views(tta_rotations, tta_mirror)
+    crop = meta["crop"] or meta["image_size"]
+    measure_crop = meta.get("measure_crop") or 0
+    side = max(crop, measure_crop)
     files = list_images(folder)
     if not files:
         log.warning("%s: no .jpg/.jpeg file to classify", folder)
@@ -97,8 +110,26 @@ def predict_folder(
     def flush():
         if not batch:
             return
-        inputs = to_model_input(tf.constant(np.stack(batch)), meta["input_size"])
-        proba = np.asarray(model(inputs, training=False))
+        regions = np.stack(batch)
+        offset = (side - crop) // 2
+        images = regions[:, offset : offset + crop, offset : offset + crop]
+        features = None
+        if measure_crop:
+            start = (side - measure_crop) // 2
+            stop = start + measure_crop
+            features = np.stack([morphometry.measure(r[start:stop, start:stop]) for r in regions])
+        proba = 0.0
+        for angle, flip in views:
+            pixels = to_model_input(images, meta["input_size"], crop, (angle, flip))
+            inputs = pixels
+            if features is not None:
+                inputs = {
+                    "image": pixels,
+                    "measures": morphometry.mirror(features) if flip else features,
+                }
+            view_proba = np.asarray(model(inputs, training=False))
+            proba = proba + (view_proba[:, mapping] if flip else view_proba)
+        proba = proba / len(views)
         for name, p in zip(ids, proba, strict=True):
             best = int(p.argmax())
             rows.append([name, class_names[best], float(p[best]), *map(float, p)])
@@ -107,7 +138,7 @@ def predict_folder(
 
     for path in tqdm(files, desc="predict", unit="image"):
         try:
-            batch.append(load_image(path, meta["image_size"], meta["crop"]))
+            batch.append(load_image(path, meta["image_size"], side))
         except imaging.ImageFormatError as error:
             # the decoder's own complaint; the images stage's advice (re-download) does not apply
             reason = f"not a readable image ({error.__cause__ or error})"
@@ -138,10 +169,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--folder", required=True, help="folder of .jpg/.jpeg images")
     parser.add_argument("--out", required=True, help="CSV to write (failures: <out>.failures.csv)")
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--tta-rotations", type=int, default=1, help="views turned by 360/n")
+    parser.add_argument(
+        "--tta-mirror", action="store_true", help="also mirrored views (labels swapped)"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
     try:
-        predictions, failures = predict_folder(args.model, args.folder, args.out, args.batch_size)
+        predictions, failures = predict_folder(
+            args.model,
+            args.folder,
+            args.out,
+            args.batch_size,
+            tta_rotations=args.tta_rotations,
+            tta_mirror=args.tta_mirror,
+        )
     except GalmorphError as error:
         print(f"{type(error).__name__}: {error}", file=sys.stderr)
         return 1

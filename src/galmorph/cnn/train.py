@@ -1,9 +1,13 @@
-"""Training: seeded, early stopping on the validation loss, learning-rate reduction, k-fold.
+"""Training: seeded, online augmentation, model selection on a rare-class-aware score, k-fold.
 
-The validation set (for early stopping and the learning-rate schedule) is
+The validation set (for model selection and the learning-rate schedule) is
 carved out of the training rows by whole groups: all synthetic copies of one
 source image fall on the same side as the source, so validation never sees a
 rotated twin of a training image. The test split is refused outright.
+
+Model selection watches the validation macro-F1 (or balanced accuracy) by
+default, not the loss: with 70% ellipticals, the unweighted loss is lowest
+for a model that calls almost everything elliptical.
 """
 
 from __future__ import annotations
@@ -19,13 +23,14 @@ import keras
 import numpy as np
 import pandas as pd
 import tensorflow as tf
+from sklearn.metrics import balanced_accuracy_score, f1_score
 from sklearn.model_selection import StratifiedGroupKFold, train_test_split
 from tqdm import tqdm
 
 from galmorph.cnn.checkpoint import Checkpoint, training_key
-from galmorph.cnn.data import make_dataset
-from galmorph.cnn.evaluate import SCALAR_METRICS, compute_metrics, predict_batches
-from galmorph.cnn.models import build_model
+from galmorph.cnn.data import Augmentation, index_measures, make_dataset, mirror_map
+from galmorph.cnn.evaluate import SCALAR_METRICS, compute_metrics, predict_index
+from galmorph.cnn.models import RECIPES, build_model
 from galmorph.cnn.shards import ShardIndex, source_image_size
 from galmorph.errors import InputDataError
 from galmorph.io import atomic_path
@@ -44,10 +49,44 @@ class TrainSettings:
     batch_size: int = 64
     learning_rate: float = 1.0e-3
     validation_fraction: float = 0.1
-    class_weights: bool = False
+    #: none | sqrt | inverse: loss weight of a class from its training frequency
+    class_weights: str = "none"
     early_stopping_patience: int = 5
     reduce_lr_patience: int = 3
+    #: macro_f1 | balanced_accuracy | loss: the validation score that picks the epoch
+    selection_metric: str = "loss"
+    #: native pixels of the central crop whose morphology is measured; 0: no measures input
+    measure_crop: int = 0
+    #: the cnn.augment keys (Augmentation); None: every epoch sees the stored pixels
+    augment: dict | None = None
+    #: class pairs a mirror turns into each other (clockwise <-> anticlockwise)
+    mirror_pairs: tuple = ()
     seed: int = 31
+
+    def __post_init__(self):
+        # config files of earlier releases had a boolean
+        if isinstance(self.class_weights, bool):
+            object.__setattr__(self, "class_weights", "inverse" if self.class_weights else "none")
+        if self.class_weights not in CLASS_WEIGHTS:
+            raise InputDataError(
+                f"cnn.class_weights is {self.class_weights!r}; choose one of "
+                f"{', '.join(CLASS_WEIGHTS)}"
+            )
+        if self.selection_metric not in SELECTION_METRICS:
+            raise InputDataError(
+                f"cnn.selection_metric is {self.selection_metric!r}; choose one of "
+                f"{', '.join(SELECTION_METRICS)}"
+            )
+        object.__setattr__(self, "mirror_pairs", tuple(tuple(p) for p in self.mirror_pairs))
+
+    def augmentation(self) -> Augmentation | None:
+        return None if self.augment is None else Augmentation(**self.augment)
+
+
+#: Values of ``cnn.class_weights``.
+CLASS_WEIGHTS = ("none", "sqrt", "inverse")
+#: Values of ``cnn.selection_metric``, each a validation score in the history.
+SELECTION_METRICS = ("macro_f1", "balanced_accuracy", "loss")
 
 
 @dataclass
@@ -98,14 +137,66 @@ def validation_split(
     return np.flatnonzero(~is_val), np.flatnonzero(is_val)
 
 
-def class_weight_map(labels: np.ndarray, n_classes: int) -> dict[int, float]:
-    """Inverse class frequency, ``n / (n_present_classes * count)``; absent classes weigh 1."""
+def class_weight_map(labels: np.ndarray, n_classes: int, kind: str = "inverse") -> dict:
+    """Loss weight per class from its training frequency; absent classes weigh 1.
+
+    ``inverse``: ``n / (n_present_classes * count)``, every class weighs as much
+    in total. ``sqrt``: the square root of that, a milder push towards rare
+    classes that costs the common ones less accuracy.
+    """
     counts = np.bincount(labels, minlength=n_classes)
     present = np.count_nonzero(counts)
+    power = {"inverse": 1.0, "sqrt": 0.5}[kind]
     return {
-        label: float(labels.size / (present * count)) if count else 1.0
+        label: float((labels.size / (present * count)) ** power) if count else 1.0
         for label, count in enumerate(counts)
     }
+
+
+def check_mirror_safe_names(class_names, pairs, key: str) -> None:
+    """Refuse mirror images when a class has a winding and no declared mirror partner.
+
+    A mirror turns a clockwise spiral into an anticlockwise one: without the
+    label swap, every mirrored spiral would be labelled wrong. ``key`` is the
+    config key that asked for mirrors, named in the message.
+    """
+    from galmorph.classes import chiral_classes
+
+    paired = {name for pair in pairs for name in pair}
+    unpaired = [name for name in chiral_classes(class_names) if name not in paired]
+    if unpaired:
+        raise InputDataError(
+            f"mirror images are on ({key}) but class(es) {', '.join(unpaired)} have a winding "
+            "that a mirror reverses; declare their partners in cnn.mirror_pairs "
+            f"(e.g. [[spiral_cw, spiral_acw]]) or set {key}: false"
+        )
+
+
+def check_mirror_safe(class_names, augment: Augmentation | None, pairs) -> None:
+    """:func:`check_mirror_safe_names` for the training augmentation."""
+    if augment is not None and augment.mirror:
+        check_mirror_safe_names(class_names, pairs, "cnn.augment.mirror")
+
+
+class ValidationScores(keras.callbacks.Callback):
+    """Adds ``val_macro_f1`` and ``val_balanced_accuracy`` to each epoch's logs.
+
+    Put before the callbacks that watch them (early stopping, checkpoint).
+    """
+
+    def __init__(self, dataset):
+        super().__init__()
+        self.dataset = dataset
+
+    def on_epoch_end(self, epoch, logs=None):
+        truths, predicted = [], []
+        for inputs, labels in self.dataset:
+            truths.append(np.asarray(labels))
+            predicted.append(np.asarray(self.model(inputs, training=False)).argmax(axis=1))
+        y_true, y_pred = np.concatenate(truths), np.concatenate(predicted)
+        if logs is not None:
+            logs["val_macro_f1"] = float(f1_score(y_true, y_pred, average="macro", zero_division=0))
+            logs["val_balanced_accuracy"] = float(balanced_accuracy_score(y_true, y_pred))
 
 
 def train_model(
@@ -142,31 +233,29 @@ def train_model(
         len(val_rows),
         dict(zip(index.class_names, train_rows.class_counts().tolist(), strict=True)),
     )
+    augment = settings.augmentation()
+    check_mirror_safe(index.class_names, augment, settings.mirror_pairs)
+    mirror = mirror_map(index.class_names, settings.mirror_pairs)
+    features = None
+    if settings.measure_crop:
+        features = index_measures(index, settings.measure_crop)
+    steps = int(np.ceil(len(train_rows) / settings.batch_size))
     model = build_model(
-        settings.architecture, settings.input_size, index.n_classes, settings.learning_rate
+        settings.architecture,
+        settings.input_size,
+        index.n_classes,
+        settings.learning_rate,
+        n_features=0 if features is None else features.shape[1],
+        steps_per_epoch=steps,
+        epochs=settings.epochs,
+        feature_mean=None if features is None else features[train_pos].mean(axis=0),
+        feature_std=None if features is None else features[train_pos].std(axis=0),
     )
-    weights = (
-        class_weight_map(train_rows.labels, index.n_classes) if settings.class_weights else None
-    )
-    callbacks = [
-        keras.callbacks.EarlyStopping(
-            monitor="val_loss",
-            patience=settings.early_stopping_patience,
-            restore_best_weights=True,
-        ),
-        keras.callbacks.ReduceLROnPlateau(
-            monitor="val_loss", factor=0.5, patience=settings.reduce_lr_patience, min_lr=1.0e-6
-        ),
-    ]
-    first_epoch, history, epochs = 0, {}, settings.epochs
-    if checkpoint_dir is not None:
-        checkpoint = Checkpoint(checkpoint_dir, training_key(asdict(settings), index))
-        first_epoch, history = checkpoint.restore(model, callbacks)
-        if checkpoint.stopped:  # killed after early stopping: only the best weights remain
-            epochs = first_epoch
-        saver = checkpoint.callback(history)
-        saver.others = list(callbacks)
-        callbacks.append(saver)  # last: sees the counters after the others' update
+    weights = None
+    if settings.class_weights != "none":
+        weights = class_weight_map(train_rows.labels, index.n_classes, settings.class_weights)
+    monitor = f"val_{settings.selection_metric}"
+    mode = "min" if settings.selection_metric == "loss" else "max"
     with contextlib.ExitStack() as stack:
         folder = None
         if cache_crops:
@@ -175,13 +264,54 @@ def train_model(
             crop=settings.crop,
             input_size=settings.input_size,
             batch_size=settings.batch_size,
-            cache_dir=folder,
+            mirror=mirror,
         )
+        validation = make_dataset(
+            val_rows,
+            shuffle=False,
+            features=None if features is None else features[val_pos],
+            **pipeline,
+        )
+        callbacks = [
+            ValidationScores(validation),
+            keras.callbacks.EarlyStopping(
+                monitor=monitor,
+                mode=mode,
+                patience=settings.early_stopping_patience,
+                restore_best_weights=True,
+            ),
+        ]
+        if RECIPES[settings.architecture].schedule == "plateau":
+            callbacks.append(
+                keras.callbacks.ReduceLROnPlateau(
+                    monitor=monitor,
+                    mode=mode,
+                    factor=0.5,
+                    patience=settings.reduce_lr_patience,
+                    min_lr=1.0e-6,
+                )
+            )
+        first_epoch, history, epochs = 0, {}, settings.epochs
+        if checkpoint_dir is not None:
+            checkpoint = Checkpoint(checkpoint_dir, training_key(asdict(settings), index))
+            first_epoch, history = checkpoint.restore(model, callbacks)
+            if checkpoint.stopped:  # killed after early stopping: only the best weights remain
+                epochs = first_epoch
+            saver = checkpoint.callback(history)
+            saver.others = list(callbacks)
+            callbacks.append(saver)  # last: sees the counters after the others' update
         fitted = model.fit(
             make_dataset(
-                train_rows, shuffle=True, seed=settings.seed, first_epoch=first_epoch, **pipeline
+                train_rows,
+                shuffle=True,
+                seed=settings.seed,
+                first_epoch=first_epoch,
+                cache_dir=folder,
+                augment=augment,
+                features=None if features is None else features[train_pos],
+                **pipeline,
             ),
-            validation_data=make_dataset(val_rows, shuffle=False, **pipeline),
+            validation_data=validation,
             epochs=epochs,
             initial_epoch=first_epoch,
             class_weight=weights,
@@ -202,7 +332,9 @@ def train_model(
         "trained_on": list(index.paths),
         "n_train": len(train_rows),
         "n_validation": len(val_rows),
-        "best_epoch": int(history["val_loss"].idxmin()) + 1,
+        "best_epoch": int(history[monitor].idxmin() if mode == "min" else history[monitor].idxmax())
+        + 1,
+        "n_features": 0 if features is None else int(features.shape[1]),
         "class_weight_values": weights,
     }
     return TrainResult(model=model, history=history, metadata=metadata)
@@ -249,14 +381,10 @@ def cross_validate(index: ShardIndex, settings: TrainSettings, k: int) -> pd.Dat
     for fold, (train_pos, held_pos) in enumerate(tqdm(list(splits), desc="folds", unit="fold")):
         held_pos = held_pos[~index.synthetic[held_pos]]
         result = train_model(index.subset(train_pos), replace(settings, seed=settings.seed + fold))
-        held = make_dataset(
-            index.subset(held_pos),
-            crop=settings.crop,
-            input_size=settings.input_size,
-            batch_size=settings.batch_size,
+        y_true, proba, _ = predict_index(
+            result.model, index.subset(held_pos), result.metadata, settings.batch_size
         )
-        y_true, proba, _ = predict_batches(result.model, held)
-        metrics = compute_metrics(y_true, proba, index.class_names)
+        metrics = compute_metrics(y_true, proba, index.class_names, settings.mirror_pairs)
         rows.append(
             {
                 "fold": fold + 1,

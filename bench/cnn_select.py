@@ -1,0 +1,163 @@
+"""Choose CNN settings on the training split only: candidates scored on an internal held-out part.
+
+    python bench/cnn_select.py RUN_DIR [--holdout 0.2] [--candidates NAME ...]
+
+RUN_DIR is a workflow run folder whose images stage has run (for example the
+folder of ``bench/real_sdss.sh``); only its *training* shards are opened,
+never a test shard (the script refuses test shards outright). A seeded,
+stratified part of the training split (``--holdout``) is set apart; every
+candidate is trained on the rest (with its own validation tenth for choosing
+the epoch, as in the workflow) and scored on the held-out part. The table
+gives, per candidate, accuracy, macro-F1, balanced accuracy, chirality (true
+spirals told clockwise from anticlockwise) and training time, next to the
+majority baseline. The winner (highest macro-F1) is printed as the ``cnn:``
+keys to put in the config; the workflow then trains it on the whole training
+split and scores the test split once (``bench/real_sdss.sh``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import os
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))
+
+AUGMENT = {
+    "rotate": True,
+    "max_zoom": 0.1,
+    "max_shift": 0.04,
+    "brightness": 0.05,
+    "contrast": 0.15,
+    "noise": 0.02,
+    "mirror": True,
+}
+PAIRS = (("spiral_cw", "spiral_acw"),)
+BASE = dict(
+    architecture="resnet",
+    crop=96,
+    input_size=64,
+    epochs=30,
+    batch_size=64,
+    learning_rate=2.0e-3,
+    validation_fraction=0.1,
+    class_weights="sqrt",
+    early_stopping_patience=10,
+    reduce_lr_patience=3,
+    selection_metric="macro_f1",
+    measure_crop=96,
+    augment=AUGMENT,
+    mirror_pairs=PAIRS,
+)
+#: name -> changes to BASE
+CANDIDATES = {
+    "resnet-96px-measures": {},
+    "resnet-96px-no-measures": {"measure_crop": 0},
+    "resnet-96px-measures-45-epochs": {"epochs": 45, "early_stopping_patience": 15},
+    "resnet-128px-measures": {"crop": 128},
+    "resnet-96px-measures-inverse-weights": {"class_weights": "inverse"},
+    "study-174px (before)": dict(
+        architecture="study", crop=174, class_weights="inverse", learning_rate=1.0e-3,
+        selection_metric="loss", measure_crop=0, augment=None, mirror_pairs=(),
+        early_stopping_patience=6,
+    ),
+}  # fmt: skip
+
+
+def training_shards(run_dir: Path) -> list[str]:
+    """The training split's shards of a run folder; the test split's are never listed."""
+    return sorted(glob.glob(str(run_dir / "results/images/hdf5/train/shard_*.h5")))
+
+
+def main(argv: list[str] | None = None) -> pd.DataFrame:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run_dir", type=Path)
+    parser.add_argument("--holdout", type=float, default=0.2)
+    parser.add_argument("--candidates", nargs="+", default=list(CANDIDATES))
+    parser.add_argument("--epochs", type=int, default=None, help="override every candidate's")
+    parser.add_argument("--seed", type=int, default=31)
+    parser.add_argument(
+        "--set", nargs="*", default=[], metavar="KEY=VALUE",
+        help="override a setting of every candidate (YAML value), e.g. input_size=32",
+    )  # fmt: skip
+    args = parser.parse_args(argv)
+    overrides = {}
+    for item in args.set:
+        key, _, value = item.partition("=")
+        overrides[key] = yaml.safe_load(value)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from sklearn.model_selection import train_test_split
+
+    from galmorph.cnn import train
+    from galmorph.cnn.evaluate import compute_metrics, predict_index, tta_views
+    from galmorph.cnn.shards import ShardIndex
+
+    train.configure_threads(os.cpu_count() or 1)
+    paths = training_shards(args.run_dir)
+    if not paths:
+        sys.exit(f"{args.run_dir}: no training shard (results/images/hdf5/train/shard_*.h5)")
+    index = ShardIndex.from_paths(paths)
+    index.require_not_test("model selection")
+    fit_pos, held_pos = train_test_split(
+        np.arange(len(index)), test_size=args.holdout, stratify=index.labels,
+        random_state=args.seed,
+    )  # fmt: skip
+    fit, held = index.subset(np.sort(fit_pos)), index.subset(np.sort(held_pos))
+    majority = np.bincount(fit.labels).argmax()
+    baseline = np.zeros((len(held), index.n_classes))
+    baseline[:, majority] = 1.0
+    rows = []
+
+    def row(name, metrics, seconds):
+        rows.append({
+            "candidate": name,
+            "accuracy": metrics["accuracy"],
+            "macro_f1": metrics["f1_macro"],
+            "balanced_accuracy": metrics["balanced_accuracy"],
+            "chirality": metrics["chirality_accuracy"],
+            "macro_auc": metrics["roc_auc_macro"],
+            "train_s": seconds,
+        })  # fmt: skip
+
+    row("baseline: always " + index.class_names[majority],
+        compute_metrics(held.labels, baseline, index.class_names, PAIRS), 0.0)  # fmt: skip
+    print(f"{len(fit)} training galaxies, {len(held)} held out (training split only)")
+    for name in args.candidates:
+        changes = {**CANDIDATES[name], **overrides, "seed": args.seed}
+        settings = train.TrainSettings(**{**BASE, **changes})
+        if args.epochs:
+            settings = replace(settings, epochs=args.epochs)
+        start = time.perf_counter()
+        result = train.train_model(fit, settings)
+        seconds = time.perf_counter() - start
+        # scored as the workflow scores the test split: averaged over 4 turns and their mirrors
+        views = tta_views(4, bool(settings.mirror_pairs))
+        y_true, proba, _ = predict_index(result.model, held, result.metadata, 64, views)
+        row(name, compute_metrics(y_true, proba, index.class_names, PAIRS), seconds)
+        print(pd.DataFrame(rows[-1:]).to_string(index=False, float_format="%.3f"), flush=True)
+        import keras
+
+        keras.backend.clear_session()
+    table = pd.DataFrame(rows)
+    print()
+    print(table.to_markdown(index=False, floatfmt=".3f"))
+    best = table.iloc[1:].sort_values("macro_f1", ascending=False).iloc[0]["candidate"]
+    print(f"\nchosen on the held-out part of the training split: {best}")
+    chosen = {**BASE, **CANDIDATES[best], **overrides}
+    print("cnn:")
+    for key, value in chosen.items():
+        print(f"  {key}: {value}")
+    return table
+
+
+if __name__ == "__main__":
+    main()

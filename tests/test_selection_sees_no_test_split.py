@@ -1,0 +1,78 @@
+"""Model selection never reads the test split: neither the workflow's training, balancing
+and k-fold jobs nor the tuning script (bench/cnn_select.py) open a test shard."""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from conftest import REPO, copy_workflow, explain, run_snakemake, write_config
+from test_cnn_augment import NAMES, toy_images
+from test_cnn_balance import write_shard
+
+SELECTION_RULES = ("train_cnn", "balance_training_set", "cnn_kfold")
+
+
+def planned_jobs(console: str) -> list[tuple[str, str]]:
+    """(rule, input line) of every job a dry run prints."""
+    jobs = []
+    for block in re.split(r"\n(?=(?:local)?rule \w+:)", console):
+        rule = re.match(r"(?:local)?rule (\w+):", block.strip())
+        inputs = re.search(r"^\s+input: (.*)$", block, flags=re.MULTILINE)
+        if rule:
+            jobs.append((rule.group(1), inputs.group(1) if inputs else ""))
+    return jobs
+
+
+def test_training_balancing_and_kfold_jobs_take_no_test_shard(tmp_path):
+    workdir = copy_workflow(tmp_path / "wf")
+    write_config(workdir / "config/tiny.yaml", {"cnn": {"kfold": 2}, "images": {"n_shards": 2}})
+    # with cnn.kfold > 1 the default target includes every variant's k-fold summary
+    result = run_snakemake(workdir, "-n", "--configfile", "config/tiny.yaml")
+    assert result.returncode == 0, explain(result)
+    jobs = planned_jobs(result.stdout + result.stderr)
+    selecting = [(rule, inputs) for rule, inputs in jobs if rule in SELECTION_RULES]
+    assert {rule for rule, _ in selecting} == set(SELECTION_RULES), jobs
+    for rule, inputs in selecting:
+        assert "hdf5/train/" in inputs or "train_balanced.h5" in inputs, (rule, inputs)
+        assert "/test/" not in inputs, f"{rule} would read the test split: {inputs}"
+    # the check can fail: the evaluation jobs do take the test shards
+    evaluating = [inputs for rule, inputs in jobs if rule == "evaluate_cnn"]
+    assert evaluating and all("hdf5/test/shard_0001.h5" in inputs for inputs in evaluating)
+
+
+def test_the_tuning_script_opens_no_test_shard(tmp_path, monkeypatch):
+    pytest.importorskip("tensorflow")
+    sys.path.insert(0, str(REPO / "bench"))
+    import cnn_select
+
+    hdf5 = tmp_path / "results" / "images" / "hdf5"
+    images, labels = toy_images(10, seed=4)
+    write_shard(hdf5 / "train" / "shard_0000.h5", images, labels, np.arange(30), "train",
+                class_names=NAMES)  # fmt: skip
+    images, labels = toy_images(4, seed=5)
+    test_shard = write_shard(hdf5 / "test" / "shard_0000.h5", images, labels, 100 + np.arange(12),
+                             "test", class_names=NAMES)  # fmt: skip
+    opened = []
+    real_file = h5py.File
+
+    def spy(name, *args, **kwargs):
+        if isinstance(name, str | os.PathLike):
+            opened.append(Path(name).resolve())
+        return real_file(name, *args, **kwargs)
+
+    monkeypatch.setattr(h5py, "File", spy)
+    table = cnn_select.main([
+        str(tmp_path), "--holdout", "0.3", "--epochs", "1",
+        "--candidates", "resnet-96px-measures", "resnet-96px-no-measures",
+        "--set", "crop=64", "input_size=32", "measure_crop=64", "batch_size=8",
+    ])  # fmt: skip
+    assert opened and Path(test_shard).resolve() not in opened
+    assert {path.parent.name for path in opened} == {"train"}
+    assert table["candidate"].tolist()[1:] == ["resnet-96px-measures", "resnet-96px-no-measures"]
+    assert table["candidate"][0].startswith("baseline: always")
