@@ -87,7 +87,7 @@ def workdir(tmp_path_factory):
                 "compression": "gzip",
             },
             "reduction": {"crop": 32, "n_components": 4, "batch_size": 8},
-            "cnn": {"crop": SIZE, "input_size": 40},
+            "cnn": {"crop": SIZE, "input_size": 40, "measure_crop": SIZE},
             "clustering": {
                 "kmeans": {"n_clusters": 3},
                 "hierarchical": {"n_clusters": 3},

@@ -205,3 +205,15 @@ def test_every_section_shows_captions(report, browser, category, subcategory):
         # Captions name the method or variant they describe.
         assert subcategory in description
     browser.screenshot(ARTIFACTS / f"report_{category}_{subcategory or 'all'}.png".lower())
+
+
+def test_report_lists_what_astronomers_check_for_every_variant(report, finished_run):
+    """Reliability diagram, per-class scores and occlusion maps of each CNN variant are
+    results of the report, each with its caption (rendered: no template left)."""
+    html = report.read_text(errors="replace")
+    for variant in sorted(VARIANTS):
+        for name in ("calibration.png", "per_class.png", "saliency.png"):
+            assert f"results/cnn/{variant}/{name}" in html, (variant, name)
+            assert (finished_run.workdir / "results" / "cnn" / variant / name).stat().st_size
+    for phrase in ("expected calibration error", "Occlusion maps", "balanced accuracy"):
+        assert phrase in html, phrase

@@ -166,3 +166,29 @@ def test_script_edit_reruns_its_rule(finished_run, script, expected):
     edited = [body for name, body in found.items() if name.split("[")[0] == rule]
     assert edited and all("Code has changed" in body for body in edited), found
     assert dry_run(finished_run) == {}, "the edit was not undone"
+
+
+def _reversed_keys(value):
+    """The same configuration with the keys of every mapping in reverse order."""
+    if isinstance(value, dict):
+        return {key: _reversed_keys(value[key]) for key in reversed(list(value))}
+    return value
+
+
+def test_the_same_config_with_its_keys_in_another_order_schedules_nothing(finished_run):
+    """A reformatted config (keys reordered at every level, e.g. by a tool that sorts
+    them) is the same config: no job, and above all no CNN training, runs again."""
+    import yaml
+
+    path = finished_run.workdir / "config" / "config.yaml"
+    original, stat = path.read_bytes(), path.stat()
+    try:
+        reordered = _reversed_keys(yaml.safe_load(original))
+        assert list(reordered) != list(yaml.safe_load(original))
+        path.write_text(yaml.safe_dump(reordered, sort_keys=False))
+        assert dry_run(finished_run) == {}
+        path.write_text(yaml.safe_dump(reordered, sort_keys=True))
+        assert dry_run(finished_run) == {}
+    finally:
+        path.write_bytes(original)
+        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))

@@ -47,7 +47,13 @@ def folder_config(folder, overrides=None):
         # lzf: a damaged chunk fails to decompress (raw chunks carry no checksum)
         "images": {"source": "directory", "n_shards": 1, "size": 64, "compression": "lzf"},
         "clustering": {"methods": ["kmeans"]},
-        "cnn": {"variants": ["unbalanced"], "input_size": 38},
+        # spiral_cw without its anticlockwise partner: mirrors must stay off
+        "cnn": {
+            "variants": ["unbalanced"],
+            "input_size": 38,
+            "augment": {"mirror": False},
+            "tta": {"mirror": False},
+        },
     }
     return _merge(config, overrides or {})
 

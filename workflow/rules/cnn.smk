@@ -94,6 +94,12 @@ rule evaluate_cnn:
             category="CNN",
             subcategory="{variant}",
         ),
+        per_class_figure=report(
+            "results/cnn/{variant}/per_class.png",
+            caption="../report/cnn_per_class.rst",
+            category="CNN",
+            subcategory="{variant}",
+        ),
         saliency=report(
             "results/cnn/{variant}/saliency.png",
             caption="../report/cnn_saliency.rst",

@@ -327,6 +327,29 @@ def plot_calibration(y_true: np.ndarray, proba: np.ndarray, path: str | Path) ->
     plt.close(fig)
 
 
+def plot_per_class(metrics: dict, path: str | Path) -> None:
+    """Precision, recall and F1 of every class, beside its number of test galaxies."""
+    names = list(metrics["class_names"])
+    table = metrics["per_class"]
+    y = np.arange(len(names))
+    fig, ax = plt.subplots(figsize=(7, 1.2 + 0.45 * len(names)))
+    for offset, (key, colour) in zip(
+        (-0.27, 0.0, 0.27),
+        (("precision", "tab:blue"), ("recall", "tab:orange"), ("f1", "tab:green")),
+        strict=True,
+    ):
+        ax.barh(y + offset, [table[name][key] for name in names], height=0.26, color=colour,
+                label=key)  # fmt: skip
+    ax.set_yticks(y, [f"{name} (n={table[name]['support']})" for name in names])
+    ax.invert_yaxis()
+    ax.set(xlim=(0, 1), xlabel="score on the test split",
+           title=f"per class (balanced accuracy {metrics['balanced_accuracy']:.3f})")  # fmt: skip
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def tta_views(rotations: int, mirror: bool) -> list[tuple[float, bool]]:
     """The fixed views of test-time augmentation: ``rotations`` turns, each also mirrored."""
     angles = [360.0 * k / max(1, rotations) for k in range(max(1, rotations))]
@@ -467,7 +490,7 @@ def evaluate_on_shards(
     outputs : dict
         Paths of ``metrics`` (JSON), ``per_class`` (CSV), ``predictions`` (CSV, one row
         per test image) and the figures ``confusion``, ``roc``, ``misclassified``,
-        ``calibration`` and ``saliency``.
+        ``calibration``, ``per_class_figure`` and ``saliency``.
     tta_rotations, tta_mirror :
         Test-time augmentation: probabilities averaged over this many turns,
         each also mirrored (with the label swap of the mirror pairs).
@@ -536,6 +559,7 @@ def evaluate_on_shards(
         "roc": lambda path: plot_roc(y_true, proba, class_names, path),
         "misclassified": lambda path: plot_misclassified(wrong, class_names, path),
         "calibration": lambda path: plot_calibration(y_true, proba, path),
+        "per_class_figure": lambda path: plot_per_class(metrics, path),
         "saliency": lambda path: plot_saliency(saliency_images, maps, titles, path),
     }
     for name, write in writers.items():
