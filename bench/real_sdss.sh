@@ -2,8 +2,9 @@
 # The real-data benchmark: the whole workflow on the SDSS sample of Galaxy Zoo 1
 # galaxies (../shared/data/sdss_gz1_sample, 5,011 labelled 423x423 JPEGs, six
 # classes) with config/sdss_gz1.yaml, then one table of test-split scores: per
-# clustering method ARI / NMI / purity, per CNN variant accuracy, macro F1,
-# weighted F1 and macro AUC, next to the majority-class baseline.
+# clustering method ARI / NMI / purity, per CNN variant accuracy, balanced accuracy,
+# macro F1, weighted F1, macro AUC and chirality (true spirals told clockwise from
+# anticlockwise), next to the majority-class baseline.
 #
 #   bench/real_sdss.sh                     # run in a new temporary folder
 #   RUN_DIR=/tmp/sdss CORES=2 bench/real_sdss.sh
@@ -66,6 +67,20 @@ for variant in $variants; do
         -- "results/predict/$variant/predictions.csv" >>snakemake.log 2>&1
     echo "predictions of the $variant variant: $RUN_DIR/results/predict/$variant/predictions.csv"
 done
+
+# How each variant did on the unseen galaxies (their Galaxy Zoo 1 labels are in labels.csv).
+python - "$DATA" $variants <<'EOF'
+import sys
+
+import pandas as pd
+
+labels = pd.read_csv(f"{sys.argv[1]}/labels.csv", dtype={"dr7objid": str})
+truth = dict(zip(labels["dr7objid"], labels["gz1_class"], strict=True))
+for variant in sys.argv[2:]:
+    table = pd.read_csv(f"results/predict/{variant}/predictions.csv", dtype={"id": str})
+    right = (table["id"].map(truth) == table["predicted_class"]).sum()
+    print(f"{variant}: {right} of {len(table)} unseen galaxies given their Galaxy Zoo 1 class")
+EOF
 
 echo
 python "$REPO/bench/summarise_run.py" "$RUN_DIR" --markdown
