@@ -171,7 +171,8 @@ def test_test_time_augmentation_of_a_rotation_invariant_input_equals_one_pass(tm
     assert len(tta_views(4, True)) == 8
 
 
-def test_resnet_with_measures_learns_the_toy_set_and_tells_the_senses_apart(toy_shards):
+@pytest.fixture(scope="module")
+def toy_model(toy_shards):
     index = ShardIndex.from_paths([toy_shards[0]])
     settings = train.TrainSettings(
         architecture="resnet", crop=80, input_size=32, epochs=12, batch_size=16,
@@ -179,7 +180,11 @@ def test_resnet_with_measures_learns_the_toy_set_and_tells_the_senses_apart(toy_
         early_stopping_patience=12, selection_metric="macro_f1", measure_crop=SIZE,
         augment={"max_zoom": 0.05, "noise": 0.01}, mirror_pairs=PAIRS, seed=3,
     )  # fmt: skip
-    result = train.train_model(index, settings)
+    return train.train_model(index, settings)
+
+
+def test_resnet_with_measures_learns_the_toy_set_and_tells_the_senses_apart(toy_model, toy_shards):
+    result = toy_model
     assert {"val_macro_f1", "val_balanced_accuracy"} <= set(result.history.columns)
     assert result.metadata["n_features"] == morphometry.N_FEATURES
     test = ShardIndex.from_paths([toy_shards[1]])
@@ -187,3 +192,32 @@ def test_resnet_with_measures_learns_the_toy_set_and_tells_the_senses_apart(toy_
     metrics = compute_metrics(y_true, proba, NAMES, PAIRS)
     assert metrics["accuracy"] >= 0.8, metrics  # chance: 1/3
     assert metrics["chirality_accuracy"] >= 0.8, metrics  # chance: 1/2
+
+
+def test_predicting_a_folder_gives_the_evaluations_probabilities(toy_model, tmp_path):
+    """A folder of JPEGs goes through the same crop, measures and test-time views as a
+    shard: the same galaxies get the same probabilities either way."""
+    from PIL import Image
+
+    from galmorph import imaging
+    from galmorph.cnn import predict
+
+    images, labels = toy_images(3, seed=9)
+    folder = tmp_path / "jpegs"
+    folder.mkdir()
+    decoded = []
+    for number, image in enumerate(images):
+        path = folder / f"{number:03d}.jpg"
+        Image.fromarray(image).save(path, quality=95)
+        decoded.append(imaging.load_image(path, SIZE, "resize"))
+    shard = write_shard(tmp_path / "test.h5", np.stack(decoded), labels, np.arange(len(labels)),
+                        "test", class_names=NAMES)  # fmt: skip
+    train.save(toy_model, tmp_path / "model.keras", tmp_path / "history.csv")
+    _, expected, _ = predict_index(toy_model.model, ShardIndex.from_paths([shard]),
+                                   toy_model.metadata, 4, tta_views(4, True))  # fmt: skip
+    table, failures = predict.predict_folder(tmp_path / "model.keras", folder,
+                                             tmp_path / "out.csv", batch_size=4,
+                                             tta_rotations=4, tta_mirror=True)  # fmt: skip
+    assert failures.empty and table["id"].tolist() == [f"{n:03d}" for n in range(len(labels))]
+    got = table[[f"p_{name}" for name in NAMES]].to_numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)

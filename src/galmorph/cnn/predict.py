@@ -120,7 +120,8 @@ def predict_folder(
             features = np.stack([morphometry.measure(r[start:stop, start:stop]) for r in regions])
         proba = 0.0
         for angle, flip in views:
-            pixels = to_model_input(images, meta["input_size"], crop, (angle, flip))
+            # one kind of array for every input: Keras refuses tensors mixed with numpy
+            pixels = np.asarray(to_model_input(images, meta["input_size"], crop, (angle, flip)))
             inputs = pixels
             if features is not None:
                 inputs = {
