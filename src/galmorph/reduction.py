@@ -36,6 +36,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
+from scipy import sparse
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.decomposition import IncrementalPCA
 from sklearn.preprocessing import StandardScaler
@@ -54,6 +55,8 @@ class FastIncrementalPCA(TransformerMixin, BaseEstimator):
     ----------
     n_components : int
         Number of components kept after every batch.
+    whiten : bool
+        Not supported (scikit-learn's option); True is refused with a message.
     batch_size : int, optional
         Rows per batch in :meth:`fit`; default ``5 * n_features`` as scikit-learn.
     dtype : {numpy.float32, numpy.float64}
@@ -71,18 +74,27 @@ class FastIncrementalPCA(TransformerMixin, BaseEstimator):
     n_samples_seen_ : int
     """
 
-    def __init__(self, n_components: int, *, batch_size: int | None = None, dtype=np.float32):
+    def __init__(
+        self,
+        n_components: int,
+        *,
+        batch_size: int | None = None,
+        dtype=np.float32,
+        whiten: bool = False,
+    ):
         self.n_components = n_components
         self.batch_size = batch_size
         self.dtype = dtype
+        self.whiten = whiten
 
     # -- fitting -----------------------------------------------------------
     def _reset(self) -> None:
-        for name in ("n_samples_seen_", "_scaled", "_m2", "_buffer", "_components"):
+        for name in ("n_samples_seen_", "_m2", "_buffer", "_components", "_directions"):
             self.__dict__.pop(name, None)
 
     def partial_fit(self, X, y=None):
         """Merge one batch ``X`` (n_samples, n_features) into the model."""
+        _refuse_unsupported(self, X)
         X = np.asarray(X)
         if X.ndim != 2:
             raise ValueError(f"expected a 2-D batch, got shape {X.shape}")
@@ -124,22 +136,15 @@ class FastIncrementalPCA(TransformerMixin, BaseEstimator):
             delta = batch_mean - self.mean_
             mean = self.mean_ + delta * (n_batch / n_total)
             m2 = self._m2 + batch_m2 + delta**2 * (n_old * n_batch / n_total)
-            Y[:k] = self._scaled
+            # Rows s_i * v_i of the previous model: the block stacked with the new batch.
+            Y[:k] = self.singular_values_[:, None] * self._directions
             # The mean-correction row keeps the stacked matrix centred on the new mean.
             Y[-1] = np.sqrt(n_old * n_batch / n_total) * (self.mean_ - batch_mean)
 
-        # SVD of the wide matrix Y from the eigendecomposition of Y Y^T (numpy: syrk).
-        gram = (Y @ Y.T).astype(np.float64)
-        eigenvalues, eigenvectors = np.linalg.eigh(gram)
-        order = np.argsort(eigenvalues)[::-1]
-        eigenvalues = np.clip(eigenvalues[order], 0.0, None)
-        singular_values = np.sqrt(eigenvalues)
-        left = eigenvectors[:, order[:k]]
-        if singular_values[k - 1] <= 0:
-            raise ValueError("batch data have fewer than n_components independent directions")
-        # Rows of U_k^T Y are s_i * v_i: exactly the block stacked with the next batch.
-        self._scaled = (left.T.astype(dtype) @ Y).astype(dtype, copy=False)
+        singular_values, directions = _top_singular(Y, k)
+        self._directions = directions.astype(dtype, copy=False)
         self.__dict__.pop("_components", None)
+        eigenvalues = singular_values**2
 
         self.n_samples_seen_ = n_total
         self.mean_ = mean
@@ -148,14 +153,21 @@ class FastIncrementalPCA(TransformerMixin, BaseEstimator):
         self.singular_values_ = singular_values[:k]
         explained = eigenvalues / (n_total - 1)
         self.explained_variance_ = explained[:k]
-        self.explained_variance_ratio_ = eigenvalues[:k] / m2.sum()
-        self.noise_variance_ = float(explained[k:].mean()) if k < min(rows, n_features) else 0.0
+        total = m2.sum()
+        self.explained_variance_ratio_ = eigenvalues[:k] / total if total > 0 else 0 * explained[:k]
+        # scikit-learn averages the variance left in the stacked matrix's other singular
+        # values (min(rows, features) of them), unless k equals the batch rows or features
+        if k in (n_batch, n_features):
+            self.noise_variance_ = 0.0
+        else:
+            self.noise_variance_ = float(explained[k:].mean()) if explained.size > k else 0.0
         self.n_components_ = k
         return self
 
     def fit(self, X, y=None):
         """Fit on ``X`` in batches of ``batch_size`` rows (as scikit-learn's ``fit``)."""
         self._reset()
+        _refuse_unsupported(self, X)
         X = np.asarray(X)
         batch_size = self.batch_size or 5 * X.shape[1]
         for batch in _batch_slices(X.shape[0], batch_size, min_last=self.n_components):
@@ -172,9 +184,9 @@ class FastIncrementalPCA(TransformerMixin, BaseEstimator):
     def components_(self) -> np.ndarray:
         """Unit principal axes, signs fixed as scikit-learn's ``svd_flip``."""
         if "_components" not in self.__dict__:
-            if not hasattr(self, "_scaled"):
+            if not hasattr(self, "_directions"):
                 raise AttributeError("components_ (the model is not fitted)")
-            components = self._scaled.astype(np.float64) / self.singular_values_[:, None]
+            components = np.asarray(self._directions, dtype=np.float64)
             peak = np.argmax(np.abs(components), axis=1)
             signs = np.sign(components[np.arange(len(components)), peak])
             signs[signs == 0] = 1.0
@@ -212,6 +224,55 @@ class FastIncrementalPCA(TransformerMixin, BaseEstimator):
         state = self.__dict__.copy()
         state.pop("_buffer", None)
         return state
+
+
+def _refuse_unsupported(model, X) -> None:
+    """Whitening and sparse input are scikit-learn's, not this reducer's: say so."""
+    if model.whiten:
+        raise ValueError(
+            "FastIncrementalPCA does not whiten; use sklearn.decomposition.IncrementalPCA"
+            "(whiten=True), or a StandardScaler after it as the workflow does"
+        )
+    if sparse.issparse(X):
+        raise TypeError(
+            "FastIncrementalPCA takes dense arrays; densify the batch (X.toarray()) or use "
+            "sklearn.decomposition.IncrementalPCA, which takes sparse batches"
+        )
+
+
+def _top_singular(Y: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """All singular values of ``Y`` (min(rows, cols) of them, descending) and its top ``k``
+    unit right singular vectors (rows), by the cheaper route for its shape.
+
+    A wide ``Y`` (images: far more features than rows) goes through the small Gram
+    matrix ``Y Y^T`` (one BLAS ``syrk``); a tall one through ``Y^T Y``, so no shape
+    builds a matrix larger than ``min(rows, cols)`` squared. Where a kept singular value
+    is only rounding noise (rank-deficient, constant or tiny batches), dividing by it
+    would give rows that are not unit vectors: those cases take LAPACK's SVD of ``Y``,
+    whose vectors are orthonormal whatever the rank, as scikit-learn's do.
+    """
+    rows, cols = Y.shape
+    small = min(rows, cols)
+    if rows <= cols:
+        gram = (Y @ Y.T).astype(np.float64)
+    else:
+        gram = (Y.T @ Y).astype(np.float64)
+    eigenvalues, eigenvectors = np.linalg.eigh(gram)
+    order = np.argsort(eigenvalues)[::-1][:small]
+    eigenvalues = np.clip(eigenvalues[order], 0.0, None)
+    singular = np.sqrt(eigenvalues)
+    # eigenvalues below this are rounding noise of the Gram matrix, not variance
+    floor = eigenvalues[0] * small * np.finfo(Y.dtype).eps * 10 if eigenvalues[0] > 0 else 0
+    if eigenvalues[k - 1] > floor:
+        vectors = eigenvectors[:, order[:k]]
+        if rows <= cols:
+            # in the data's precision: the wide matrix is never copied to float64
+            directions = (vectors.T.astype(Y.dtype) @ Y) / singular[:k, None].astype(Y.dtype)
+        else:
+            directions = vectors.T
+        return singular, directions
+    _, singular, vt = np.linalg.svd(Y.astype(np.float64), full_matrices=False)
+    return singular, vt[:k]
 
 
 def _batch_slices(n_samples: int, batch_size: int, min_last: int) -> Iterator[slice]:
