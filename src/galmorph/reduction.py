@@ -255,22 +255,26 @@ def _top_singular(Y: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     small = min(rows, cols)
     if rows <= cols:
         gram = (Y @ Y.T).astype(np.float64)
-    else:
-        gram = (Y.T @ Y).astype(np.float64)
+    else:  # few columns: float64 costs little and keeps the long sums exact
+        wide = Y.astype(np.float64, copy=False)
+        gram = wide.T @ wide
     eigenvalues, eigenvectors = np.linalg.eigh(gram)
     order = np.argsort(eigenvalues)[::-1][:small]
     eigenvalues = np.clip(eigenvalues[order], 0.0, None)
     singular = np.sqrt(eigenvalues)
-    # eigenvalues below this are rounding noise of the Gram matrix, not variance
-    floor = eigenvalues[0] * small * np.finfo(Y.dtype).eps * 10 if eigenvalues[0] > 0 else 0
-    if eigenvalues[k - 1] > floor:
+    if eigenvalues[k - 1] > 0:
         vectors = eigenvectors[:, order[:k]]
         if rows <= cols:
             # in the data's precision: the wide matrix is never copied to float64
             directions = (vectors.T.astype(Y.dtype) @ Y) / singular[:k, None].astype(Y.dtype)
         else:
             directions = vectors.T
-        return singular, directions
+        # In exact arithmetic every row is a unit vector; a row that is not comes from a
+        # singular value that is only rounding noise of the Gram matrix.
+        norms = np.linalg.norm(directions.astype(np.float64), axis=1)
+        tolerance = 1.0e-3 if Y.dtype == np.float32 else 1.0e-8
+        if np.all(np.abs(norms - 1.0) < tolerance):
+            return singular, directions
     _, singular, vt = np.linalg.svd(Y.astype(np.float64), full_matrices=False)
     return singular, vt[:k]
 
