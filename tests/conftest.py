@@ -20,6 +20,25 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
+#: The real SDSS sample (Galaxy Zoo 1 labels) beside the repository, read by the tests whose
+#: point is real galaxies; a user's clone has none.
+GZ1 = SHARED_DATA / "sdss_gz1_sample"
+
+
+def require_shared(path: Path) -> Path:
+    """``path`` under ../shared/data, or skip the test with a reason naming it.
+
+    Under CI (``CI=true``) the data must be there: a missing folder fails the test
+    instead, so that no skip stands in for a pass.
+    """
+    if not path.exists():
+        message = f"needs the real data in {path} (beside the repository, not in it)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message + "; CI runs on a clone beside ../shared")
+        pytest.skip(message)
+    return path
+
+
 #: What a run needs from the repository.
 WORKFLOW_PATHS = ("Snakefile", "workflow", "scripts", "src", "config", "envs", "profiles")
 #: Upper bound of one end-to-end snakemake call (the tiny run takes far less).

@@ -12,6 +12,7 @@ import h5py
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import GZ1, require_shared
 from PIL import Image
 
 from galmorph.cnn.balance import (
@@ -23,15 +24,13 @@ from galmorph.cnn.balance import (
 from galmorph.cnn.shards import ShardIndex
 from galmorph.errors import InputDataError
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-GZ1 = SHARED_DATA / "sdss_gz1_sample"
 CLASS_NAMES = ("elliptical", "edge_on", "spiral_acw", "spiral_cw", "merger", "dont_know")
 SIZE = 64
 
 
 def real_galaxies(counts: dict[str, int], skip: int = 0, size: int = SIZE):
     """``counts[class]`` real galaxy images per class (after skipping ``skip`` of each)."""
-    labels = pd.read_csv(GZ1 / "labels.csv").sort_values("dr7objid")
+    labels = pd.read_csv(require_shared(GZ1) / "labels.csv").sort_values("dr7objid")
     images, classes, ids = [], [], []
     for name, n in counts.items():
         rows = labels[labels["gz1_class"] == name].iloc[skip : skip + n]

@@ -17,7 +17,8 @@ import h5py
 import numpy as np
 import pandas as pd
 import pytest
-from test_cnn_balance import CLASS_NAMES, GZ1, write_shard, write_split
+from conftest import GZ1, require_shared
+from test_cnn_balance import CLASS_NAMES, write_shard, write_split
 
 from galmorph.cnn.balance import BalanceSettings, build_balanced_set
 from galmorph.cnn.shards import ShardIndex
@@ -293,7 +294,7 @@ def test_kfold_reports_every_fold_and_the_spread(splits):
 @pytest.fixture(scope="module")
 def jpeg_folder(tmp_path_factory):
     folder = tmp_path_factory.mktemp("jpegs")
-    labels = pd.read_csv(GZ1 / "labels.csv").sort_values("dr7objid")
+    labels = pd.read_csv(require_shared(GZ1) / "labels.csv").sort_values("dr7objid")
     for objid in labels["dr7objid"].iloc[:5]:
         (folder / f"{objid}.jpg").write_bytes((GZ1 / "images" / f"{objid}.jpeg").read_bytes())
     (folder / "truncated.jpg").write_bytes((GZ1 / "images" / f"{objid}.jpeg").read_bytes()[:300])

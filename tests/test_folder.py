@@ -1,12 +1,11 @@
-from pathlib import Path
-
 import pandas as pd
 import pytest
+from conftest import GZ1 as SDSS
+from conftest import require_shared
 
 from galmorph.errors import InputDataError
 from galmorph.folder import folder_galaxies, list_images, read_labels, stratified_split
 
-SDSS = Path(__file__).resolve().parents[2] / "shared" / "data" / "sdss_gz1_sample"
 SDSS_CLASSES = ["elliptical", "edge_on", "spiral_cw", "spiral_acw", "merger", "dont_know"]
 
 
@@ -18,6 +17,7 @@ def write_images(folder, names):
 
 
 def test_real_sdss_sample_gives_a_stratified_split():
+    require_shared(SDSS)
     labels = read_labels(SDSS / "labels.csv", "dr7objid", "gz1_class")
     images = list_images(SDSS / "images", "{id}.jpeg")
     galaxies, classes, counts = folder_galaxies(labels, images, SDSS_CLASSES)

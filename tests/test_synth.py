@@ -269,8 +269,10 @@ def _real_counts() -> dict[str, int]:
     return pd.concat(frames)["gz2_class"].value_counts().to_dict()
 
 
-@pytest.mark.skipif(not SEED_SAMPLE.exists(), reason="needs ../shared/data/gz2_seed_sample")
 def test_embedded_class_counts_equal_the_real_sample():
+    from conftest import require_shared
+
+    require_shared(SEED_SAMPLE)
     assert CLASS_COUNTS == _real_counts()
     assert sum(CLASS_PROPORTIONS.values()) == pytest.approx(1.0)
 

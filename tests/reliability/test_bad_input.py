@@ -20,12 +20,11 @@ import shutil
 import h5py
 import pandas as pd
 import pytest
-from conftest import SHARED_DATA, copy_workflow, explain, run_snakemake, write_config
+from conftest import GZ1, copy_workflow, explain, require_shared, run_snakemake, write_config
 from PIL import Image
 
 pytestmark = pytest.mark.slow
 
-GZ1 = SHARED_DATA / "sdss_gz1_sample"
 CLASSES = ["elliptical", "edge_on", "spiral_cw"]
 COUNTS = {"elliptical": 16, "edge_on": 12, "spiral_cw": 12}
 #: Images rewritten in another mode or size: grayscale, CMYK, a 300x200 crop, palette.
@@ -71,6 +70,7 @@ def _merge(base, overrides):
 @pytest.fixture(scope="module")
 def messy_folder(tmp_path_factory):
     """40 real galaxies, a UTF-16 tab-separated labels file with messy rows, odd images."""
+    require_shared(GZ1)
     folder = tmp_path_factory.mktemp("messy")
     (folder / "images").mkdir()
     labels = pd.read_csv(GZ1 / "labels.csv").sort_values("dr7objid")
