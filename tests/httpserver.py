@@ -42,7 +42,7 @@ class Request:
 
 @dataclass
 class _Fault:
-    kind: str  # fail | drop | truncate | delay | corrupt
+    kind: str  # fail | drop | truncate | delay | corrupt | ignore_range | shift | short
     path: str
     times: int | None
     status: int = 500
@@ -93,7 +93,8 @@ class _Handler(BaseHTTPRequestHandler):
             data = data[: max(1, len(data) // 3)]  # a JPEG cut short never decodes
         status, headers = 200, {"Accept-Ranges": "bytes"}
         wanted = self.headers.get("Range")
-        if wanted and not owner.ignore_range:
+        ignore_once = wanted and owner._take("ignore_range", path) is not None
+        if wanted and not owner.ignore_range and not ignore_once:
             match = _RANGE.match(wanted.strip())
             if match is None or match.groups() == ("", ""):
                 self._respond(record, 400, b"bad range\n", {}, head)
@@ -108,6 +109,13 @@ class _Handler(BaseHTTPRequestHandler):
             if start >= size:
                 self._respond(record, 416, b"", {"Content-Range": f"bytes */{size}"}, head)
                 return
+            shift = owner._take("shift", path)
+            if shift is not None:  # other bytes than asked, honestly labelled
+                by = shift.after_bytes
+                start, stop = min(size - 1, start + by), min(size, stop + by)
+            short = owner._take("short", path)
+            if short is not None:  # fewer bytes than asked, honestly labelled
+                stop = max(start + 1, stop - short.after_bytes)
             headers["Content-Range"] = f"bytes {start}-{stop - 1}/{size}"
             status, data = 206, data[start:stop]
         self._respond(record, status, data, headers, head, fault_path=path)
@@ -254,6 +262,18 @@ class FileServer:
     def corrupt(self, path: str, *, times: int | None = None) -> None:
         """Serve only the first third of the file, with a matching Content-Length."""
         self._add(_Fault("corrupt", path, times))
+
+    def ignore_range_once(self, path: str, *, times: int | None = 1) -> None:
+        """Answer the next ``times`` ranged requests with 200 and the whole file."""
+        self._add(_Fault("ignore_range", path, times))
+
+    def shift_range(self, path: str, by: int, *, times: int | None = 1) -> None:
+        """Answer ranged requests with the bytes ``by`` further on (Content-Range says so)."""
+        self._add(_Fault("shift", path, times, after_bytes=by))
+
+    def short_range(self, path: str, by: int, *, times: int | None = 1) -> None:
+        """Answer ranged requests with ``by`` bytes fewer than asked (Content-Range says so)."""
+        self._add(_Fault("short", path, times, after_bytes=by))
 
     def clear_faults(self) -> None:
         with self._lock:

@@ -109,9 +109,49 @@ def test_server_ignoring_range_is_a_clear_error(server):
     server.ignore_range = True
     with pytest.raises(DownloadError, match="ignores Range") as caught:
         ZipIndex.open(server.url("images_gz2.zip"), **FAST)
-    assert "images.zip_url" in str(caught.value)
-    # The connection was dropped without reading the archive's body.
-    assert server.count("images_gz2.zip") == 1
+    message = str(caught.value)
+    assert "images.zip_url" in message and "failed after 3 attempt(s)" in message
+    # Retried like any bad answer; each connection dropped without reading the body.
+    assert server.count("images_gz2.zip") == FAST["retries"]
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        lambda server: server.ignore_range_once("images_gz2.zip"),
+        lambda server: server.shift_range("images_gz2.zip", by=7),
+        lambda server: server.short_range("images_gz2.zip", by=40),
+    ],
+    ids=["200 to a range", "shifted start", "short answer"],
+)
+def test_one_bad_answer_on_a_directory_read_is_retried(server, members, fault):
+    fault(server)
+    index = ZipIndex.open(server.url("images_gz2.zip"), **FAST)
+    assert sorted(index.names()) == sorted(members)
+    assert index.read("images/103.jpg") == members["images/103.jpg"]
+    assert server.count("images_gz2.zip") >= 2  # the bad answer, then the good one
+
+
+@pytest.mark.parametrize("shift", [3, -1])
+def test_one_bad_answer_on_a_member_read_is_retried(server, members, shift):
+    index = ZipIndex.open(server.url("images_gz2.zip"), **FAST)
+    if shift > 0:
+        server.shift_range("images_gz2.zip", by=shift)
+    else:
+        server.short_range("images_gz2.zip", by=5)
+    assert index.read("images/104.jpg") == members["images/104.jpg"]
+
+
+def test_a_directory_cut_short_is_one_clear_error(tmp_path):
+    """A local archive whose central directory is cut: a message, never struct.error."""
+    path = tmp_path / "cut.zip"
+    build_zip(path, {f"images/{i}.jpg": bytes([i]) * 10 for i in range(5)})
+    data = path.read_bytes()
+    eocd = data.rfind(b"PK\x05\x06")
+    # keep the end record but drop most of the directory before it
+    path.write_bytes(data[: eocd - 60] + data[eocd:])
+    with pytest.raises(InputDataError, match="cut.zip"):
+        ZipIndex.open(path)
 
 
 def test_member_read_retries_transient_faults(server, members):

@@ -91,6 +91,26 @@ class _LocalReader:
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 
 
+def _check_range(spec: str, start: int, stop: int, total: int) -> None:
+    """Raise :class:`TransientError` unless ``start-stop/total`` answers ``bytes=<spec>``."""
+    first, _, last = spec.partition("-")
+    if first:  # bytes=a-b: exactly a..b, or a..end of a shorter file
+        wanted_start, wanted_stop = int(first), int(last)
+        if total >= 0:
+            wanted_stop = min(wanted_stop, total - 1)
+        if (start, stop) != (wanted_start, wanted_stop):
+            raise TransientError(
+                f"asked for bytes {wanted_start}-{wanted_stop}, the answer holds {start}-{stop}"
+            )
+    else:  # bytes=-n: the last n bytes (all of a shorter file)
+        if total >= 0 and (stop != total - 1 or stop - start + 1 != min(int(last), total)):
+            raise TransientError(
+                f"asked for the last {last} bytes of {total}, the answer holds {start}-{stop}"
+            )
+    if stop < start:
+        raise TransientError(f"an empty or inverted Content-Range {start}-{stop}")
+
+
 class _HttpReader:
     """Byte ranges of a URL through HTTP ``Range`` requests, retried with backoff."""
 
@@ -102,7 +122,14 @@ class _HttpReader:
         self._lock = threading.Lock()
 
     def _get(self, spec: str) -> tuple[int, int, bytes]:
-        """One attempt: ``Range: bytes=<spec>`` -> (start, total size, body)."""
+        """One attempt: ``Range: bytes=<spec>`` -> (start, total size, body).
+
+        Every answer is checked for being exactly what was asked (206, a Content-Range
+        naming the asked bytes, that many bytes of body); any other answer, a 200 that
+        ignores the range included, is a :class:`TransientError`: one bad answer from a
+        proxy or a busy server is retried like a dropped connection, and only a server
+        that never honours ranges fails, after the retries, with the reason.
+        """
         with self._lock:
             self.requests += 1
         try:
@@ -110,14 +137,15 @@ class _HttpReader:
                 self.where, timeout_s=self.timeout_s, headers={"Range": f"bytes={spec}"}
             ) as resp:
                 if resp.status != 206:
-                    raise range_ignored_error(self.where, resp.status)
+                    raise TransientError(str(range_ignored_error(self.where, resp.status)))
                 match = _CONTENT_RANGE.fullmatch(resp.headers.get("Content-Range", "").strip())
                 if match is None:
-                    raise DownloadError(
+                    raise TransientError(
                         f"{self.where}: 206 answer without a usable Content-Range header"
                     )
                 start, stop = int(match.group(1)), int(match.group(2))
                 total = int(match.group(3)) if match.group(3) != "*" else -1
+                _check_range(spec, start, stop, total)
                 body = resp.read()
         except (TransientError, DownloadError):
             raise
@@ -141,9 +169,7 @@ class _HttpReader:
         return start, body
 
     def read(self, start: int, length: int) -> bytes:
-        got, _, body = self._retrying(f"{start}-{start + length - 1}")
-        if got != start:
-            raise DownloadError(f"{self.where}: asked for bytes from {start}, got from {got}")
+        _, _, body = self._retrying(f"{start}-{start + length - 1}")
         return body
 
     def close(self) -> None:
@@ -300,6 +326,18 @@ def _decompress(entry: ZipEntry, raw: bytes, where: str) -> bytes:
 
 
 def _parse_directory(source: str, reader, tail_start: int, tail: bytes) -> dict[str, ZipEntry]:
+    try:
+        return _parse_directory_records(source, reader, tail_start, tail)
+    except struct.error as error:  # a record cut short: never a bare traceback
+        raise InputDataError(
+            f"{source}: truncated zip central directory ({error}); check images.zip_url, "
+            "or the file is incomplete"
+        ) from error
+
+
+def _parse_directory_records(
+    source: str, reader, tail_start: int, tail: bytes
+) -> dict[str, ZipEntry]:
     at = tail.rfind(_EOCD_SIG)
     while at >= 0 and at + _EOCD.size > len(tail):
         at = tail.rfind(_EOCD_SIG, 0, at)
