@@ -1,6 +1,10 @@
 import _bootstrap  # noqa: F401
 
-from galmorph.download import fetch
+from galmorph.download import fetch, table_check
+from galmorph.sample import CATALOGUE_COLUMNS, MAPPING_COLUMNS
+
+#: What each file must hold (REFERENCE.md section 3): checked before it takes its name.
+REQUIRED = {"hart16": CATALOGUE_COLUMNS, "mapping": MAPPING_COLUMNS}
 
 
 def main(snakemake):
@@ -14,6 +18,7 @@ def main(snakemake):
             backoff_s=params.backoff_s,
             timeout_s=params.timeout_s,
             config_key=f"catalogue.{name}_url",
+            check=table_check(REQUIRED[name]),
         )
 
 

@@ -16,6 +16,8 @@ a client fetched a few KB and not a whole archive. Faults apply to one path
 
 from __future__ import annotations
 
+import email.utils
+import hashlib
 import re
 import socket
 import struct
@@ -42,18 +44,24 @@ class Request:
 
 @dataclass
 class _Fault:
-    kind: str  # fail | drop | truncate | delay | corrupt | ignore_range | shift | short
+    kind: str  # fail | drop | truncate | delay | corrupt | ignore_range | shift | short | html
+    # | partial_plain | unannounced
     path: str
     times: int | None
     status: int = 500
     after_bytes: int = 0
     seconds: float = 0.0
+    options: dict = field(default_factory=dict)
 
     def matches(self, path: str) -> bool:
         return (self.path == "*" or self.path == path) and (self.times is None or self.times > 0)
 
 
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+HTML_PAGE = (
+    b"<!DOCTYPE html>\n<html><head><title>503 Service Unavailable</title></head>\n"
+    b"<body><h1>Service Unavailable</h1><p>Please try again later.</p></body></html>\n"
+)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -91,8 +99,31 @@ class _Handler(BaseHTTPRequestHandler):
         data = file.read_bytes()
         if owner._take("corrupt", path) is not None:
             data = data[: max(1, len(data) // 3)]  # a JPEG cut short never decodes
-        status, headers = 200, {"Accept-Ranges": "bytes"}
+        etag = owner.etag_of(data)
+        last_modified = email.utils.formatdate(file.stat().st_mtime, usegmt=True)
+        status = 200
+        headers = {"Accept-Ranges": "bytes", "ETag": etag, "Last-Modified": last_modified}
+        page = owner._take("html", path)
+        if page is not None:  # a proxy's or portal's error page, with status 200
+            body = HTML_PAGE.ljust(len(data), b" ") if page.options["pad"] else HTML_PAGE
+            extra = {"ETag": etag} if page.options["same_etag"] else {}
+            self._respond(record, 200, body, extra, head, fault_path=path)
+            return
+        unannounced = owner._take("unannounced", path)
+        if unannounced is not None and not self.headers.get("Range"):
+            self._respond(record, 200, data[: unannounced.after_bytes], headers, head,
+                          announce=False)  # fmt: skip
+            return
+        partial = owner._take("partial_plain", path)
+        if partial is not None and not self.headers.get("Range"):
+            first, last = partial.options["start"], partial.options["stop"]
+            headers["Content-Range"] = f"bytes {first}-{last}/{len(data)}"
+            self._respond(record, 206, data[first : last + 1], headers, head)
+            return
         wanted = self.headers.get("Range")
+        condition = self.headers.get("If-Range")
+        if wanted and condition is not None and condition not in (etag, last_modified):
+            wanted = None  # RFC 9110: the file changed, so the whole of it is the answer
         ignore_once = wanted and owner._take("ignore_range", path) is not None
         if wanted and not owner.ignore_range and not ignore_once:
             match = _RANGE.match(wanted.strip())
@@ -120,11 +151,12 @@ class _Handler(BaseHTTPRequestHandler):
             status, data = 206, data[start:stop]
         self._respond(record, status, data, headers, head, fault_path=path)
 
-    def _respond(self, record, status, body, headers, head, fault_path=None):
+    def _respond(self, record, status, body, headers, head, fault_path=None, announce=True):
         owner = self.server.owner
         record.status = status
         self.send_response(status)
-        self.send_header("Content-Length", str(len(body)))
+        if announce:  # without it the client reads to the close of the connection
+            self.send_header("Content-Length", str(len(body)))
         self.send_header("Content-Type", "application/octet-stream")
         self.send_header("Connection", "close")
         for name, value in headers.items():
@@ -262,6 +294,29 @@ class FileServer:
     def corrupt(self, path: str, *, times: int | None = None) -> None:
         """Serve only the first third of the file, with a matching Content-Length."""
         self._add(_Fault("corrupt", path, times))
+
+    @staticmethod
+    def etag_of(data: bytes) -> str:
+        """The strong validator the server sends for a file's content."""
+        return '"' + hashlib.sha256(data).hexdigest()[:20] + '"'
+
+    def etag(self, path: str) -> str:
+        return self.etag_of((self.root / path.lstrip("/")).read_bytes())
+
+    def html_page(
+        self, path: str, *, pad: bool = False, same_etag: bool = False, times: int | None = 1
+    ) -> None:
+        """Answer 200 with an HTML error page; ``pad``: as long as the file; ``same_etag``:
+        labelled with the file's ETag (a misbehaving cache)."""
+        self._add(_Fault("html", path, times, options={"pad": pad, "same_etag": same_etag}))
+
+    def partial_to_plain_get(self, path: str, start: int, stop: int, *, times: int = 1) -> None:
+        """Answer a GET without Range with 206 and bytes ``start..stop`` only."""
+        self._add(_Fault("partial_plain", path, times, options={"start": start, "stop": stop}))
+
+    def unannounced_cut(self, path: str, *, after_bytes: int, times: int = 1) -> None:
+        """Answer without Content-Length and close after ``after_bytes`` bytes."""
+        self._add(_Fault("unannounced", path, times, after_bytes=after_bytes))
 
     def ignore_range_once(self, path: str, *, times: int | None = 1) -> None:
         """Answer the next ``times`` ranged requests with 200 and the whole file."""

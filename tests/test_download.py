@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import socket
 
@@ -78,9 +79,16 @@ def test_short_body_is_resumed_to_a_complete_file(server, tmp_path, fault):
         assert second.status == 200 and second.bytes_sent == len(PAYLOAD)
 
 
+def killed_run_state(server, tmp_path, name="cat.csv.gz"):
+    """What a run killed mid-download leaves beside its .part: the first answer's validator."""
+    state = {"etag": server.etag(name), "last_modified": None, "total": len(PAYLOAD)}
+    (tmp_path / f"{name}.part.json").write_text(json.dumps(state))
+
+
 def test_resume_from_existing_part_file(server, tmp_path):
     dest = tmp_path / "cat.csv.gz"
     (tmp_path / "cat.csv.gz.part").write_bytes(PAYLOAD[:123_456])  # left by a killed run
+    killed_run_state(server, tmp_path)
     fetch(server.url("cat.csv.gz"), dest, **FAST)
     assert dest.read_bytes() == PAYLOAD
     (request,) = server.requests_for("cat.csv.gz")
@@ -99,6 +107,7 @@ def test_resume_restarts_when_server_ignores_range(server, tmp_path):
 def test_complete_part_file_is_finished_without_body(server, tmp_path):
     dest = tmp_path / "cat.csv.gz"
     (tmp_path / "cat.csv.gz.part").write_bytes(PAYLOAD)  # killed between last byte and rename
+    killed_run_state(server, tmp_path)
     fetch(server.url("cat.csv.gz"), dest, **FAST)
     assert dest.read_bytes() == PAYLOAD
     assert [r.status for r in server.requests_for("cat.csv.gz")] == [416]

@@ -9,16 +9,21 @@ library speaks HTTP, so the download environment needs nothing else.
 
 from __future__ import annotations
 
+import csv
+import gzip
 import hashlib
 import http.client
+import json
 import logging
 import os
+import re
 import socket
 import sys
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
@@ -282,10 +287,44 @@ def _progress(total: int | None, initial: int, name: str, enabled: bool) -> tqdm
     )
 
 
+_CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
+
+
+def _state_path(part: Path) -> Path:
+    """Beside a ``.part``: the first answer's validators and length, for a safe resume."""
+    return part.with_name(part.name + ".json")
+
+
+def _read_state(part: Path) -> dict:
+    try:
+        return json.loads(_state_path(part).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _restart(part: Path, reason: str) -> TransientError:
+    """Drop the partial file (and its state): the next attempt starts from zero."""
+    part.unlink(missing_ok=True)
+    _state_path(part).unlink(missing_ok=True)
+    return TransientError(f"{reason}; restarting from the first byte")
+
+
 def _http_attempt(url: str, part: Path, *, timeout_s: float, progress: bool) -> None:
-    """One attempt: continue ``part`` with a Range request if it has data, else start over."""
+    """One attempt: continue ``part`` if it has data and the file is provably the same, else
+    start over; every answer is checked for being exactly what was asked.
+
+    A resume is conditional: ``If-Range`` carries the first answer's ETag (or
+    Last-Modified), so a server whose file changed answers 200 with the whole new file;
+    a 206 must start at our offset and give the same total length as the first answer.
+    Without a validator nothing proves the file is unchanged: the attempt restarts.
+    """
     offset = part.stat().st_size if part.exists() else 0
-    headers = {"Range": f"bytes={offset}-"} if offset else {}
+    state = _read_state(part) if offset else {}
+    validator = state.get("etag") or state.get("last_modified")
+    if offset and not validator:
+        part.unlink(missing_ok=True)
+        offset = 0
+    headers = {"Range": f"bytes={offset}-", "If-Range": validator} if offset else {}
     try:
         response = open_url(url, timeout_s=timeout_s, headers=headers)
     except urllib.error.HTTPError as error:
@@ -293,24 +332,49 @@ def _http_attempt(url: str, part: Path, *, timeout_s: float, progress: bool) -> 
             # Nothing left past our offset: either the .part is already complete
             # (kill after the last byte) or it is stale; the size tells.
             total = error.headers.get("Content-Range", "").rpartition("/")[2]
-            if total.isdigit() and int(total) == offset:
+            if total.isdigit() and int(total) == offset == state.get("total"):
                 return
-            part.unlink(missing_ok=True)
-            raise TransientError("stale partial file (HTTP 416); restarting") from error
+            raise _restart(part, "stale partial file (HTTP 416)") from error
         raise
     with response:
         length = _content_length(response)
-        if offset and response.status == 206:
-            start = response.headers.get("Content-Range", "").removeprefix("bytes ")
-            if not start.startswith(f"{offset}-"):
-                part.unlink(missing_ok=True)
-                raise TransientError(f"unexpected Content-Range {start!r}; restarting")
-            mode = "ab"
-        else:
+        content_range = response.headers.get("Content-Range", "").strip()
+        if response.status == 206:
+            match = _CONTENT_RANGE.fullmatch(content_range)
+            if match is None:
+                raise _restart(part, f"HTTP 206 with an unusable Content-Range {content_range!r}")
+            start, stop = int(match.group(1)), int(match.group(2))
+            total = int(match.group(3)) if match.group(3) != "*" else None
+            if not offset:  # a plain GET: only the whole file is an answer
+                if start != 0 or total is None or stop != total - 1:
+                    raise _restart(
+                        part, f"a plain GET answered with part of the file ({content_range})"
+                    )
+            elif start != offset or total is None or total != state.get("total"):
+                raise _restart(
+                    part,
+                    f"resume from byte {offset} of {state.get('total')} answered with "
+                    f"{content_range!r}",
+                )
+            if length is not None and length != stop - start + 1:
+                raise _restart(part, f"Content-Length {length} disagrees with {content_range}")
+            mode = "ab" if offset else "wb"
+        elif response.status == 200:
             if offset:
-                log.info("%s: server does not resume (HTTP %d); restarting", url, response.status)
-            offset, mode = 0, "wb"
-        total = offset + length if length is not None else None
+                log.info("%s: the server sent the whole file (changed, or no resume)", url)
+            offset, mode, total = 0, "wb", length
+        else:
+            raise _restart(part, f"unexpected HTTP {response.status}")
+        if offset == 0:
+            _state_path(part).write_text(
+                json.dumps(
+                    {
+                        "etag": response.headers.get("ETag"),
+                        "last_modified": response.headers.get("Last-Modified"),
+                        "total": total,
+                    }
+                )
+            )
         received = 0
         with (
             open(part, mode) as handle,
@@ -330,6 +394,67 @@ def _http_attempt(url: str, part: Path, *, timeout_s: float, progress: bool) -> 
                 os.fsync(handle.fileno())
         if length is not None and received != length:
             raise TransientError(f"truncated body: received {received} of {length} bytes; resuming")
+        if total is not None and part.stat().st_size != total:
+            raise _restart(part, f"{part.stat().st_size} bytes on disk, the file has {total}")
+
+
+def table_check(required: tuple[str, ...]) -> Callable[[Path], None]:
+    """A content check for a CSV (or gzipped CSV) that must hold the ``required`` columns.
+
+    Most users set no checksum, so the content itself must prove the download: a ``.gz``
+    must decompress to its end (gzip's CRC and length trailer), the text must be a CSV whose
+    header names every required column, and it must end with a complete row. The check
+    raises :class:`ValueError` saying what came instead (an HTML page, a cut-short file ...).
+    """
+
+    def check(path: Path) -> None:
+        path = Path(path)
+        with open(path, "rb") as raw:
+            magic = raw.read(2)
+        gzipped = path.name.removesuffix(".part").endswith(".gz")
+        if gzipped and magic != b"\x1f\x8b":
+            raise ValueError(f"not a gzip file; it starts with {_preview(path)}")
+        opener = gzip.open if gzipped else open
+        first, last = b"", b""
+        try:
+            with opener(path, "rb") as stream:
+                first = stream.readline(1 << 20)
+                last = first[-1:]
+                while block := stream.read(CHUNK_BYTES):
+                    last = block[-1:]
+        except (EOFError, OSError, zlib.error) as error:
+            raise ValueError(f"not a complete gzip file ({error})") from error
+        text = first.decode("utf-8", errors="replace").strip()
+        if text.lstrip().startswith("<"):
+            raise ValueError(f"an HTML or XML page instead of a CSV: {text[:80]!r}")
+        header = next(csv.reader([text]), [])
+        missing = [column for column in required if column not in header]
+        if missing:
+            raise ValueError(f"a header without the column(s) {', '.join(missing)}: {text[:80]!r}")
+        if last != b"\n":
+            raise ValueError("a file cut short in the middle of a row")
+
+    return check
+
+
+def _preview(path: Path) -> str:
+    with open(path, "rb") as handle:
+        return repr(handle.read(60).decode("utf-8", errors="replace"))
+
+
+def _checked(check: Callable[[Path], None] | None, part: Path, url: str, final: bool) -> None:
+    """Run ``check`` on a complete ``part``; a refusal deletes it (and is retried unless final)."""
+    if check is None:
+        return
+    try:
+        check(part)
+    except ValueError as error:
+        part.unlink(missing_ok=True)
+        _state_path(part).unlink(missing_ok=True)
+        message = f"{url}: the downloaded body is {error}"
+        if final:
+            raise DownloadError(message) from error
+        raise TransientError(message) from error
 
 
 def _copy_local(source: Path, part: Path, *, url: str, progress: bool) -> None:
@@ -369,6 +494,7 @@ def fetch(
     timeout_s: float = 60.0,
     progress: bool = True,
     config_key: str | None = None,
+    check: Callable[[Path], None] | None = None,
 ) -> Path:
     """Download ``url`` to ``dest`` atomically, resuming and retrying as needed.
 
@@ -397,6 +523,10 @@ def fetch(
         Show a tqdm bar on stderr.
     config_key : str, optional
         The config key holding ``url``, named in error messages.
+    check : callable, optional
+        Validates the complete file's content before it takes its final name
+        (:func:`table_check`); a refused body is deleted and fetched again, and
+        the last refusal names the URL and what came instead.
 
     Returns
     -------
@@ -409,10 +539,16 @@ def fetch(
     source = local_path(url)
     if source is not None:
         _copy_local(source, part, url=url, progress=progress)
+        _checked(check, part, url, final=True)
     else:
+
+        def attempt() -> None:
+            _http_attempt(url, part, timeout_s=timeout_s, progress=progress)
+            _checked(check, part, url, final=False)
+
         try:
             with_retries(
-                lambda: _http_attempt(url, part, timeout_s=timeout_s, progress=progress),
+                attempt,
                 retries=retries,
                 backoff_s=backoff_s,
                 what=url,
@@ -433,6 +569,7 @@ def fetch(
                 "if the file changed upstream."
             )
     os.replace(part, dest)
+    _state_path(part).unlink(missing_ok=True)
     return dest
 
 
@@ -449,5 +586,6 @@ __all__ = [
     "range_ignored_error",
     "read_bytes",
     "sha256_of",
+    "table_check",
     "with_retries",
 ]
