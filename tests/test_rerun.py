@@ -192,3 +192,27 @@ def test_the_same_config_with_its_keys_in_another_order_schedules_nothing(finish
     finally:
         path.write_bytes(original)
         os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+
+def test_overlays_merged_in_another_order_schedule_nothing(finished_run):
+    """The tiny configuration split into two overlays (the CNN keys, everything else) is the
+    same configuration whichever of them --configfile merges first, each written with its
+    keys sorted: no job runs again."""
+    import yaml
+    from conftest import TINY_CONFIG
+
+    config_dir = finished_run.workdir / "config"
+    cnn_part = {"cnn": _reversed_keys(TINY_CONFIG["cnn"])}
+    rest = {key: value for key, value in TINY_CONFIG.items() if key != "cnn"}
+    paths = [config_dir / "overlay_cnn.yaml", config_dir / "overlay_rest.yaml"]
+    try:
+        paths[0].write_text(yaml.safe_dump(cnn_part, sort_keys=True))
+        paths[1].write_text(yaml.safe_dump(_reversed_keys(rest), sort_keys=False))
+        for order in (paths, paths[::-1]):
+            names = [str(path.relative_to(finished_run.workdir)) for path in order]
+            result = run_snakemake(finished_run.workdir, "--dry-run", "--configfile", *names)
+            assert result.returncode == 0, explain(result)
+            assert scheduled(result.stdout + result.stderr) == {}, names
+    finally:
+        for path in paths:
+            path.unlink(missing_ok=True)
