@@ -266,13 +266,15 @@ def test_catalogue_without_required_columns_and_with_duplicate_ids(tmp_path):
         result = snake(workdir, "results/sample/train.csv")
         return workdir, result
 
+    # A catalogue without gz2_class is refused before it takes its name in resources/.
     workdir, result = run(catalogue.drop(columns=["gz2_class"]), "no_class.csv.gz")
     assert_clear_failure(
         result,
-        "sample",
-        workdir / "logs/sample/sample.log",
-        "resources/gz2/gz2_hart16.csv.gz: missing required column(s) gz2_class",
+        "download_catalogue",
+        workdir / "logs/catalogue/download_catalogue.log",
+        "no_class.csv.gz: the downloaded body is a header without the column(s) gz2_class",
     )
+    assert not (workdir / "resources/gz2/gz2_hart16.csv.gz").exists()
     workdir, result = run(catalogue, "duplicates.csv.gz")
     assert_clear_failure(
         result, "sample", workdir / "logs/sample/sample.log", "dr7objid 2 more than once"
