@@ -1,7 +1,8 @@
 """Peak memory of the streamed reduction: bounded by the batch, not the dataset.
 
-Runs galmorph.reduction.fit_reduction (incremental PCA pass and scaler pass over
-HDF5 shards of 424x424x3 images, central 174x174 crop) in a fresh process per
+Runs galmorph.reduction.fit_reduction (the configured preprocessing and
+representation, or with ``--chain study`` the study's incremental PCA and scaler
+passes, over HDF5 shards of 424x424x3 images, central 174x174 crop) in a fresh process per
 dataset size and prints each process's peak resident memory. The shards are
 written once in the HDF5 shard format with ``--unique`` galaxy-like images; the
 larger datasets list the same shard file under several names (links), so the
@@ -47,16 +48,24 @@ def write_shard(path: Path, n: int, size: int) -> None:
         handle.attrs["class_names"] = [f"c{i}" for i in range(12)]
 
 
-def child(paths: list[str], crop: int, n_components: int, batch_size: int) -> None:
+def child(paths: list[str], crop: int, n_components: int, batch_size: int, chain: str) -> None:
     """Run in a fresh process: fit, then report the peak RSS as JSON on stdout."""
+    import yaml
+
+    from galmorph import hdf5
     from galmorph.reduction import fit_reduction
 
+    preprocess, representation = None, "pca"  # the study's chain
+    if chain == "config":
+        reduction = yaml.safe_load((HERE.parent / "config/config.yaml").read_text())["reduction"]
+        preprocess, representation = reduction["preprocess"], reduction["representation"]
     baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     start = time.perf_counter()
-    reducer, _ = fit_reduction(paths, crop, n_components, batch_size)
+    fit_reduction(paths, crop, n_components, batch_size, preprocess=preprocess,
+                  representation=representation)  # fmt: skip
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(json.dumps({
-        "images": int(reducer.n_samples_seen_),
+        "images": hdf5.count(paths),
         "seconds": time.perf_counter() - start,
         "baseline_mib": baseline / 1024,
         "peak_mib": peak / 1024,
@@ -71,10 +80,17 @@ def main() -> None:
     parser.add_argument("--crop", type=int, default=174)
     parser.add_argument("--n-components", type=int, default=75)
     parser.add_argument("--batch-size", type=int, default=250)
+    parser.add_argument(
+        "--chain",
+        choices=("study", "config"),
+        default="config",
+        help="study: raw pixels + PCA; config: config/config.yaml's preprocessing and "
+        "representation (default)",
+    )
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(args.child, args.crop, args.n_components, args.batch_size)
+        child(args.child, args.crop, args.n_components, args.batch_size, args.chain)
         return
 
     with tempfile.TemporaryDirectory(prefix="ipca_memory_") as folder:
@@ -84,7 +100,8 @@ def main() -> None:
         print(f"shard: {args.unique} images {args.size}x{args.size}x3, lzf, "
               f"{shard.stat().st_size / 2**20:.0f} MiB (written in "
               f"{time.perf_counter() - start:.0f} s)")  # fmt: skip
-        print(f"crop {args.crop}, n_components {args.n_components}, batch {args.batch_size}")
+        print(f"chain {args.chain}, crop {args.crop}, n_components {args.n_components}, "
+              f"batch {args.batch_size}")  # fmt: skip
         for n in args.sizes:
             if n % args.unique:
                 raise SystemExit(f"--sizes must be multiples of --unique ({args.unique})")
@@ -95,7 +112,7 @@ def main() -> None:
                 paths.append(str(link))
             command = [sys.executable, __file__, "--crop", str(args.crop), "--n-components",
                        str(args.n_components), "--batch-size", str(args.batch_size),
-                       "--child", *paths]  # fmt: skip
+                       "--chain", args.chain, "--child", *paths]  # fmt: skip
             result = subprocess.run(command, capture_output=True, text=True, check=False)
             if result.returncode:
                 raise SystemExit(result.stderr[-3000:])

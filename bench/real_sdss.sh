@@ -2,7 +2,8 @@
 # The real-data benchmark: the whole workflow on the SDSS sample of Galaxy Zoo 1
 # galaxies (../shared/data/sdss_gz1_sample, 5,011 labelled 423x423 JPEGs, six
 # classes) with config/sdss_gz1.yaml, then one table of test-split scores: per
-# clustering method ARI / NMI / purity, per CNN variant accuracy, balanced accuracy,
+# clustering method ARI / NMI / purity / majority-mapping accuracy (beside the study's
+# chain, bench/clustering_vs_study.py), per CNN variant accuracy, balanced accuracy,
 # macro F1, weighted F1, macro AUC and chirality (true spirals told clockwise from
 # anticlockwise), next to the majority-class baseline.
 #
@@ -84,5 +85,9 @@ EOF
 
 echo
 python "$REPO/bench/summarise_run.py" "$RUN_DIR" --markdown
+echo
+# Per clustering method: ARI, NMI, purity and "cluster -> majority class" accuracy on the
+# test split, next to the study's chain fitted on the same training shards.
+python "$REPO/bench/clustering_vs_study.py" "$RUN_DIR" "$REPO/config/sdss_gz1.yaml" 2>clustering_vs_study.log
 echo
 python "$REPO/bench/stage_benchmarks.py" "$RUN_DIR"

@@ -3,6 +3,7 @@
 import _bootstrap  # noqa: F401  (puts src/ on sys.path)
 from threadpoolctl import threadpool_limits
 
+from galmorph.clustering.embedding import read_map
 from galmorph.clustering.report import REPORT_FILES, cluster_report
 from galmorph.reduction import load_pickle, load_reduced
 
@@ -16,7 +17,11 @@ def main(snakemake):
             load_reduced(snakemake.input.train),
             load_reduced(snakemake.input.test),
             load_pickle(snakemake.input.reducer),
-            load_pickle(snakemake.input.scaler),
+            {
+                "train": list(snakemake.input.train_shards),
+                "test": list(snakemake.input.test_shards),
+            },
+            read_map(snakemake.input.train_map),
             {name: snakemake.output[name] for name in REPORT_FILES},
         )
 

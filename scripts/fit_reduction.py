@@ -1,4 +1,4 @@
-"""Fit the incremental PCA and the scaler on the training shards; save both and figures."""
+"""Fit the preprocessing + representation and the scaler on the training shards; save both."""
 
 import _bootstrap  # noqa: F401  (puts src/ on sys.path)
 from threadpoolctl import threadpool_limits
@@ -11,15 +11,23 @@ def main(snakemake):
     shards = list(snakemake.input.shards)
     params = snakemake.params
     with threadpool_limits(snakemake.threads):
-        reducer, scaler = fit_reduction(shards, params.crop, params.n_components, params.batch_size)
-        originals, rebuilt, titles = example_reconstructions(
-            shards, params.crop, reducer, params.n_examples
+        reducer, scaler = fit_reduction(
+            shards,
+            params.crop,
+            params.n_components,
+            params.batch_size,
+            preprocess=params.preprocess,
+            representation=params.representation,
         )
-    # The saved reducer is a plain scikit-learn IncrementalPCA: loading it needs no galmorph.
-    save_pickle(reducer.to_sklearn(), snakemake.output.reducer)
+        rows, titles = example_reconstructions(shards, params.crop, reducer, params.n_examples)
+    save_pickle(reducer, snakemake.output.reducer)
     save_pickle(scaler, snakemake.output.scaler)
-    plots.explained_variance(reducer.explained_variance_ratio_, snakemake.output.variance)
-    plots.reconstructions(originals, rebuilt, titles, snakemake.output.reconstructions)
+    if "pca" in reducer.named_steps:
+        ratio = reducer.named_steps["pca"].explained_variance_ratio_
+        plots.explained_variance(ratio, snakemake.output.variance)
+    else:
+        plots.descriptor_spread(scaler, reducer.named_steps["describe"], snakemake.output.variance)
+    plots.reconstructions(rows, titles, snakemake.output.reconstructions)
 
 
 _bootstrap.run(main, snakemake)  # noqa: F821

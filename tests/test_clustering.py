@@ -5,15 +5,21 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.preprocessing import StandardScaler
+from shardfiles import CLASS_NAMES, blob_images, write_shard
 
 from galmorph.clustering import METHODS, make_clusterer, run_clustering
-from galmorph.clustering.report import REPORT_FILES, cluster_report, write_summary
+from galmorph.clustering.embedding import read_map, training_map, write_map
+from galmorph.clustering.report import (
+    N_UNUSUAL,
+    REPORT_FILES,
+    cluster_report,
+    majority_table,
+    write_summary,
+)
 from galmorph.errors import InputDataError
-from galmorph.reduction import FastIncrementalPCA
+from galmorph.reduction import fit_reduction
 
 CROP = 8
-CLASS_NAMES = ["Er", "Ei", "SB"]
 
 #: tiny settings of every method (the study's defaults are too large for 60 points)
 PARAMS = {
@@ -22,12 +28,12 @@ PARAMS = {
     "hierarchical": {"n_clusters": 3, "method": "complete", "metric": "correlation",
                      "max_fit_samples": 40},
     "hdbscan": {"min_cluster_size": 4, "min_samples": 0, "cluster_selection_epsilon": 0.05,
-                "cluster_selection_method": "leaf", "metric": "cosine"},
+                "cluster_selection_method": "leaf", "metric": "cosine", "n_dimensions": 0},
     "som": {"rows": 2, "cols": 2, "sigma": 1.0, "learning_rate": 0.5,
             "neighborhood_function": "triangle", "activation_distance": "cosine",
             "iterations": 300},
     "gmm": {"n_components": 3, "covariance_type": "full", "tol": 1.0e-4, "max_iter": 200,
-            "init_params": "k-means++"},
+            "init_params": "k-means++", "reg_covar": 1.0e-6},
 }  # fmt: skip
 
 
@@ -52,32 +58,43 @@ def reduced_split(features, classes, first_id):
 
 
 @pytest.fixture(scope="module")
-def tiny():
-    """Reduced train/test sets plus a real PCA and scaler to map centroids back to pixels."""
-    rng = np.random.default_rng(0)
+def tiny(tmp_path_factory):
+    """Reduced train/test sets, their image shards, a fitted reduction and the 2-D map."""
+    folder = tmp_path_factory.mktemp("tiny")
     train_x, train_y = blobs(60, seed=1)
     test_x, test_y = blobs(30, seed=2)
-    pixels = rng.uniform(0, 1, (40, CROP * CROP * 3)).astype(np.float32)
-    reducer = FastIncrementalPCA(5, batch_size=20).fit(pixels).to_sklearn()
-    scaler = StandardScaler().fit(reducer.transform(pixels))
+    shards = {
+        "train": [write_shard(folder / "train.h5", blob_images(60, 16, 1), 1000, train_y)],
+        "test": [write_shard(folder / "test.h5", blob_images(30, 16, 2), 2000, test_y)],
+    }
+    reducer, _ = fit_reduction(shards["train"], CROP, 5, 20, preprocess={"size": 8})
+    train = reduced_split(train_x, train_y, 1000)
+    map_path = folder / "map.csv"
+    write_map(training_map(train, seed=31, max_points=40), map_path)
     return {
-        "train": reduced_split(train_x, train_y, 1000),
+        "train": train,
         "test": reduced_split(test_x, test_y, 2000),
         "reducer": reducer,
-        "scaler": scaler,
+        "shards": shards,
+        "map": read_map(map_path),
     }
+
+
+def report_outputs(folder):
+    outputs = {name: folder / f"{name}.csv" for name in REPORT_FILES}
+    outputs["metrics"] = folder / "metrics.json"
+    for name in ("class_histogram", "cluster_sizes", "centroids", "method_figure", "map",
+                 "unusual"):  # fmt: skip
+        outputs[name] = folder / f"{name}.png"
+    return outputs
 
 
 @pytest.mark.parametrize("method", sorted(METHODS))
 def test_report_of_each_method(method, tiny, tmp_path):
-    outputs = {name: tmp_path / f"{name}.csv" for name in ("labels_train", "labels_test")}
-    outputs["metrics"] = tmp_path / "metrics.json"
-    for name in ("class_histogram", "cluster_sizes", "centroids", "method_figure"):
-        outputs[name] = tmp_path / f"{name}.png"
-    assert set(outputs) == set(REPORT_FILES)
+    outputs = report_outputs(tmp_path)
     metrics = cluster_report(
-        method, PARAMS[method], 31, tiny["train"], tiny["test"], tiny["reducer"], tiny["scaler"],
-        outputs,
+        method, PARAMS[method], 31, tiny["train"], tiny["test"], tiny["reducer"], tiny["shards"],
+        tiny["map"], outputs,
     )  # fmt: skip
     assert json.loads(outputs["metrics"].read_text()) == metrics
     for split, n in (("train", 60), ("test", 30)):
@@ -94,8 +111,45 @@ def test_report_of_each_method(method, tiny, tmp_path):
         assert list(labels.columns) == ["asset_id", "dr7objid", "class", "cluster"]
         assert labels["asset_id"].tolist() == tiny[split]["asset_id"].tolist()
         assert set(labels["class"]) <= set(CLASS_NAMES)
-    for name in ("class_histogram", "cluster_sizes", "centroids", "method_figure"):
+        # well separated classes: "cluster -> its majority class" is nearly always right
+        assert scores["majority_accuracy"] > 0.8, (method, split, scores)
+    assert metrics["majority_baseline"]["test_accuracy"] == pytest.approx(1 / 3)
+    for name in ("class_histogram", "cluster_sizes", "centroids", "method_figure", "map",
+                 "unusual"):  # fmt: skip
         assert outputs[name].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+    majority = pd.read_csv(outputs["majority"])
+    assert list(majority.columns) == [
+        "cluster", "n_train", "majority_class", "majority_share", "n_test", "test_accuracy"
+    ]  # fmt: skip
+    assert majority["n_train"].sum() == 60 and majority["n_test"].sum() == 30
+    unusual = pd.read_csv(outputs["unusual_table"])
+    assert len(unusual) == min(N_UNUSUAL, 30)
+    assert unusual["outlier_score"].is_monotonic_decreasing
+    assert set(unusual["asset_id"]) <= set(tiny["test"]["asset_id"])
+
+
+@pytest.mark.parametrize("method", sorted(METHODS))
+def test_unusual_galaxies_are_the_ones_far_from_every_cluster(method, tiny):
+    """Three points far from the three blobs rank above every ordinary test point."""
+    clusterer = make_clusterer(method, PARAMS[method], seed=31)
+    clusterer.fit(tiny["train"]["features"])
+    strange = np.array([[20.0, 20, 20, 20, 20], [-15, 8, -15, 8, 0], [0, 0, 0, 0, 30]])
+    scores = clusterer.outlier_score(np.vstack([tiny["test"]["features"], strange]))
+    assert np.all(np.argsort(-scores)[:3] >= 30), (method, scores[-3:], np.sort(scores)[-6:])
+
+
+def test_majority_table_maps_each_cluster_to_its_training_majority():
+    train_labels = np.array([0, 0, 0, 1, 1, -1])
+    train_classes = np.array([2, 2, 1, 0, 0, 1])
+    test_labels = np.array([0, 0, 1, -1, 5])
+    test_classes = np.array([2, 1, 0, 1, 0])
+    table = majority_table(train_labels, train_classes, test_labels, test_classes, CLASS_NAMES)
+    rows = table.set_index("cluster").to_dict("index")
+    assert rows[0]["majority_class"] == "SB" and rows[0]["majority_share"] == pytest.approx(
+        2 / 3, abs=1e-4
+    )
+    assert rows[0]["test_accuracy"] == 0.5 and rows[1]["test_accuracy"] == 1.0
+    assert rows["noise"]["majority_class"] == "Ei" and rows["noise"]["test_accuracy"] == 1.0
 
 
 @pytest.mark.parametrize("method", sorted(METHODS))
@@ -122,11 +176,16 @@ def test_hierarchical_bounded_mode_fits_a_subsample(tiny):
     assert len(clusterer.fit_index_) == 20
     assert len(clusterer.linkage_) == 19  # the tree has the subsample's points only
     assert result.train_labels.shape == (60,)
-    # points outside the subsample went to their nearest centroid
-    rest = np.setdiff1d(np.arange(60), clusterer.fit_index_)
-    np.testing.assert_array_equal(
-        result.train_labels[rest], clusterer.predict(tiny["train"]["features"][rest])
-    )
+
+
+def test_hierarchical_labels_train_and_test_by_the_same_rule(tiny):
+    """Every training point, in the tree or not, gets the label a test point at the same
+    place would: its nearest centroid. The scores of the two splits are comparable."""
+    params = dict(PARAMS["hierarchical"], max_fit_samples=20)
+    clusterer = make_clusterer("hierarchical", params, seed=31)
+    result = run_clustering(clusterer, tiny["train"]["features"], tiny["test"]["features"])
+    np.testing.assert_array_equal(result.train_labels, clusterer.predict(tiny["train"]["features"]))
+    assert len(clusterer.tree_labels_) == 20
 
 
 def test_hdbscan_cosine_epsilon_is_converted():
@@ -153,7 +212,8 @@ def test_summary_compares_methods(tmp_path):
     paths = []
     for method, ari in (("kmeans", 0.5), ("gmm", 0.25)):
         scores = {"adjusted_rand_index": ari, "normalized_mutual_info": 0.3, "v_measure": 0.3,
-                  "purity": 0.6, "silhouette": None, "noise_fraction": 0.0}  # fmt: skip
+                  "purity": 0.6, "majority_accuracy": 0.7, "silhouette": None,
+                  "noise_fraction": 0.0}  # fmt: skip
         path = tmp_path / f"{method}.json"
         path.write_text(json.dumps({"method": method, "train": scores, "test": scores}))
         paths.append(path)
@@ -194,12 +254,15 @@ def test_rules_write_every_report(finished_run):
         for split in ("train", "test"):
             assert 0 <= metrics[split]["purity"] <= 1
             assert -1 <= metrics[split]["adjusted_rand_index"] <= 1
-        for name in ("class_histogram", "cluster_sizes", "centroids", method):
+            assert 0 <= metrics[split]["majority_accuracy"] <= 1
+        for name in ("class_histogram", "cluster_sizes", "centroids", method, "map", "unusual"):
             assert (results / "clustering" / method / f"{name}.png").stat().st_size > 0
+        for name in ("majority", "unusual"):
+            assert len(pd.read_csv(results / "clustering" / method / f"{name}.csv")) > 0
     summary = pd.read_csv(results / "clustering" / "summary.csv")
     assert sorted(set(summary["method"])) == sorted(METHODS)
     reducer = pickle_load(results / "reduction" / "reducer.pkl")
-    assert type(reducer).__name__ == "IncrementalPCA"  # plain scikit-learn
+    assert list(reducer.named_steps)[0] == "align"  # the preprocessing travels with the model
 
 
 def pickle_load(path):
@@ -242,3 +305,34 @@ def test_test_shards_never_reach_the_reduction_fit(finished_run):
         assert "/test/" not in text
     # the clustering jobs read the test features, to assign them with the fitted model
     assert all("results/reduction/test.pkl" in text for text in inputs["cluster"])
+
+
+def test_map_covers_the_training_split_or_a_seeded_subsample(tiny, tmp_path):
+    full = training_map(tiny["train"], seed=31, max_points=100)
+    assert full["row"].tolist() == list(range(60))
+    assert full["asset_id"].tolist() == tiny["train"]["asset_id"].tolist()
+    part = training_map(tiny["train"], seed=31, max_points=25)
+    again = training_map(tiny["train"], seed=31, max_points=25)
+    assert len(part) == 25 and part["row"].is_monotonic_increasing
+    pd.testing.assert_frame_equal(part, again)
+    # t-SNE keeps the three blobs apart: neighbours on the map share a class
+    points = full[["x", "y"]].to_numpy()
+    distances = np.linalg.norm(points[:, None] - points[None], axis=2)
+    np.fill_diagonal(distances, np.inf)
+    nearest = distances.argmin(axis=1)
+    classes = tiny["train"]["class"]
+    assert np.mean(classes[nearest] == classes) > 0.9
+    bad = tmp_path / "map.csv"
+    bad.write_text("row,x\n0,1\n")
+    with pytest.raises(InputDataError, match="lacks columns"):
+        read_map(bad)
+
+
+def test_hdbscan_on_leading_components_uses_the_training_projection(tiny):
+    params = dict(PARAMS["hdbscan"], n_dimensions=2, metric="euclidean")
+    clusterer = make_clusterer("hdbscan", params, seed=31)
+    result = run_clustering(clusterer, tiny["train"]["features"], tiny["test"]["features"])
+    assert clusterer.projection_.n_components_ == 2
+    from sklearn.metrics import adjusted_rand_score
+
+    assert adjusted_rand_score(tiny["test"]["class"], result.test_labels) > 0.6

@@ -316,3 +316,19 @@ def test_a_file_that_is_not_a_shard_is_named(tmp_path):
         handle["x"] = [1]
     with pytest.raises(InputDataError, match=r"other\.h5: not an image shard"):
         hdf5.read_class_names(tmp_path / "other.h5")
+
+
+def test_read_images_by_global_index_across_shards(tmp_path):
+    from shardfiles import blob_images, write_shard
+
+    images = blob_images(12, 16, seed=4)
+    paths = [
+        write_shard(tmp_path / "a.h5", images[:5], 0, np.arange(5) % 3),
+        write_shard(tmp_path / "b.h5", images[5:], 5, np.arange(5, 12) % 3),
+    ]
+    wanted = [9, 2, 6, 2]
+    batch = hdf5.read_images(paths, wanted, crop=8)
+    np.testing.assert_array_equal(batch.images, images[wanted, 4:12, 4:12])
+    assert batch.asset_id.tolist() == wanted
+    with pytest.raises(IndexError, match="12 images"):
+        hdf5.read_images(paths, [12])

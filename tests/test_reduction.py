@@ -2,9 +2,9 @@
 
 import pickle
 
-import h5py
 import numpy as np
 import pytest
+from shardfiles import CLASS_NAMES, blob_images, write_shard
 from sklearn.decomposition import IncrementalPCA
 
 from galmorph.errors import InputDataError
@@ -12,12 +12,9 @@ from galmorph.reduction import (
     FastIncrementalPCA,
     fit_reduction,
     pixels,
-    reconstruct_images,
     reduce_split,
     subspace_agreement,
 )
-
-CLASS_NAMES = ["Er", "Ei", "SB"]
 
 
 def smooth_data(n=150, n_features=400, rank=12, seed=0):
@@ -26,32 +23,6 @@ def smooth_data(n=150, n_features=400, rank=12, seed=0):
     basis = rng.normal(size=(rank, n_features))
     scores = rng.normal(size=(n, rank)) * (2.0 ** -np.arange(rank) * 5)
     return (scores @ basis + 0.01 * rng.normal(size=(n, n_features)) + 3).astype(np.float32)
-
-
-def blob_images(n, size, seed):
-    """uint8 galaxy-like blobs (n, size, size, 3) with a random centre and width."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:size, 0:size] - (size - 1) / 2
-    images = np.empty((n, size, size, 3), np.uint8)
-    for i in range(n):
-        cx, cy = rng.normal(0, size / 12, 2)
-        width = rng.uniform(size / 16, size / 5)
-        blob = np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2 * rng.uniform(1, 3)) / (2 * width**2))
-        colour = rng.uniform(0.4, 1.0, 3)
-        noise = rng.normal(0, 0.02, (size, size, 3))
-        images[i] = np.clip((blob[..., None] * colour + noise) * 255, 0, 255)
-    return images
-
-
-def write_shard(path, images, first_id, classes):
-    n = len(images)
-    with h5py.File(path, "w") as handle:
-        handle.create_dataset("images", data=images, chunks=(1, *images.shape[1:]))
-        handle.create_dataset("asset_id", data=np.arange(first_id, first_id + n, dtype=np.int64))
-        handle.create_dataset("dr7objid", data=np.arange(n, dtype=np.int64) + 10**15 + first_id)
-        handle.create_dataset("class", data=np.asarray(classes, dtype=np.int16))
-        handle.attrs["class_names"] = CLASS_NAMES
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -166,7 +137,10 @@ def test_bad_input_is_refused():
 
 def test_streaming_equals_in_memory(shards):
     crop = 24
-    reducer, scaler = fit_reduction(shards["train"], crop, n_components=7, batch_size=20)
+    pipeline, scaler = fit_reduction(shards["train"], crop, n_components=7, batch_size=20)
+    assert pipeline.named_steps["align"].identity  # no preprocess given: the study's chain
+    reducer = pipeline.named_steps["pca"]
+    assert type(reducer) is IncrementalPCA  # saved as plain scikit-learn
     in_memory = pixels(central(shards["images"][:60], crop))
     # batches of 20 across the shard boundary at 35: the stream reads 20, 20, 20
     expected = FastIncrementalPCA(7, batch_size=20).fit(in_memory)
@@ -182,7 +156,8 @@ def test_streaming_equals_in_memory(shards):
 
 def test_short_tail_batch_joins_the_previous_one(shards):
     # 60 images in batches of 25: the last 10 (< 12 components) join the second batch
-    reducer, _ = fit_reduction(shards["train"], None, n_components=12, batch_size=25)
+    pipeline, _ = fit_reduction(shards["train"], None, n_components=12, batch_size=25)
+    reducer = pipeline.named_steps["pca"]
     expected = FastIncrementalPCA(12)
     flat = pixels(shards["images"][:60])
     expected.partial_fit(flat[:25])
@@ -194,17 +169,19 @@ def test_short_tail_batch_joins_the_previous_one(shards):
 
 
 def test_reduce_split_keeps_ids_labels_and_order(shards):
-    reducer, scaler = fit_reduction(shards["train"], 24, n_components=5, batch_size=20)
-    test = reduce_split(shards["test"], 24, reducer.to_sklearn(), scaler, batch_size=8)
+    pipeline, scaler = fit_reduction(shards["train"], 24, n_components=5, batch_size=20)
+    reducer = pipeline.named_steps["pca"]
+    test = reduce_split(shards["test"], 24, pipeline, scaler, batch_size=8)
     assert test["asset_id"].tolist() == list(range(160, 180))
     assert test["class"].tolist() == shards["classes"][60:].tolist()
     assert test["class_names"] == CLASS_NAMES
     assert test["features"].shape == (20, 5)
     expected = scaler.transform(reducer.transform(pixels(central(shards["images"][60:], 24))))
     np.testing.assert_allclose(test["features"], expected, atol=1e-4)
+    assert test["representation"] == "pca"
     # back to pixels: close to the originals (5 components of smooth blobs)
-    rebuilt = reconstruct_images(test["features"], reducer, scaler, 24)
-    originals = central(shards["images"][60:], 24) / 255
+    rebuilt = reducer.inverse_transform(scaler.inverse_transform(test["features"]))
+    originals = pixels(central(shards["images"][60:], 24))
     assert rebuilt.shape == originals.shape
     assert np.abs(rebuilt - originals).mean() < 0.05
 
@@ -212,3 +189,34 @@ def test_reduce_split_keeps_ids_labels_and_order(shards):
 def test_too_few_training_images_is_a_clear_error(shards):
     with pytest.raises(InputDataError, match="n_components"):
         fit_reduction(shards["test"], 24, n_components=30, batch_size=40)
+
+
+@pytest.mark.parametrize("representation", ["pca", "descriptors"])
+def test_preprocessing_is_the_same_in_fit_transform_and_for_new_images(shards, representation):
+    """The fitted pipeline carries the aligner: the scaler was fitted on exactly what
+    reduce_split and a new image get."""
+    preprocess = {"size": 16, "recentre": True, "align": True, "mask_neighbours": True,
+                  "flux": "total", "stretch": "log"}  # fmt: skip
+    pipeline, scaler = fit_reduction(
+        shards["train"], 24, 5, 20, preprocess=preprocess, representation=representation
+    )
+    aligner = pipeline.named_steps["align"]
+    assert (aligner.size, aligner.stretch, aligner.align) == (16, "log", True)
+    train = reduce_split(shards["train"], 24, pipeline, scaler, batch_size=7)
+    # standardised on the training split: the fit saw what reduce_split computes
+    np.testing.assert_allclose(train["features"].mean(0), 0, atol=1e-5)
+    np.testing.assert_allclose(train["features"].std(0), 1, atol=1e-4)
+    # a new image (the pickled model, one image at a time) gets the same features
+    loaded = pickle.loads(pickle.dumps(pipeline))
+    new = central(shards["images"][60:63], 24)
+    one_by_one = np.concatenate([loaded.transform(image[None]) for image in new])
+    test = reduce_split(shards["test"], 24, pipeline, scaler, batch_size=8)
+    np.testing.assert_allclose(scaler.transform(one_by_one), test["features"][:3], atol=1e-6)
+    assert test["representation"] == representation
+
+
+def test_unknown_representation_or_preprocess_key_is_refused(shards):
+    with pytest.raises(ValueError, match="representation"):
+        fit_reduction(shards["train"], 24, 5, 20, representation="autoencoder")
+    with pytest.raises(ValueError, match="unknown keys"):
+        fit_reduction(shards["train"], 24, 5, 20, preprocess={"mirror": True})

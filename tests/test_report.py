@@ -217,3 +217,17 @@ def test_report_lists_what_astronomers_check_for_every_variant(report, finished_
             assert (finished_run.workdir / "results" / "cnn" / variant / name).stat().st_size
     for phrase in ("expected calibration error", "Occlusion maps", "balanced accuracy"):
         assert phrase in html, phrase
+
+
+def test_report_lists_the_map_majority_table_and_unusual_galaxies_of_every_method(
+    report, finished_run
+):
+    """What astronomers look at in a clustering: the 2-D map, each cluster's majority class
+    and the unusual galaxies are results of every method's section, with their captions."""
+    html = report.read_text(errors="replace")
+    for method in sorted(METHODS):
+        for name in ("map.png", "majority.csv", "unusual.png"):
+            assert f"results/clustering/{method}/{name}" in html, (method, name)
+            assert (finished_run.workdir / "results" / "clustering" / method / name).stat().st_size
+    for phrase in ("t-SNE map", "majority class", "fit no cluster"):
+        assert phrase in html, phrase

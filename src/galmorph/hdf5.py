@@ -378,6 +378,33 @@ def iter_batches(
         shards.close()
 
 
+def read_images(paths, indices, crop: int | None = None) -> Batch:
+    """The images (and labels, ids) at global ``indices`` of the shards, in that order.
+
+    Indices count over the shards in the order :func:`iter_batches` reads them
+    unshuffled (the order of a reduced split's rows).
+    """
+    paths = _paths(paths)
+    wanted = np.asarray(indices, dtype=np.int64)
+    offsets = np.concatenate([[0], np.cumsum(_lengths(paths))])
+    if len(wanted) and (wanted.min() < 0 or wanted.max() >= offsets[-1]):
+        raise IndexError(f"image index out of range: the shards hold {int(offsets[-1])} images")
+    if not len(wanted):
+        return Batch(np.zeros((0, 0, 0, 3), np.uint8), *(np.zeros(0, np.int64),) * 3)
+    unique, inverse = np.unique(wanted, return_inverse=True)  # h5py reads each row once
+    shards = _Shards(paths)
+    try:
+        batch = _read_batch(shards, offsets, unique, crop)
+    finally:
+        shards.close()
+    return Batch(
+        batch.images[inverse],
+        batch.labels[inverse],
+        batch.asset_id[inverse],
+        batch.dr7objid[inverse],
+    )
+
+
 def _read_batch(shards: _Shards, offsets: np.ndarray, wanted: np.ndarray, crop) -> Batch:
     """Read global image indices ``wanted`` (any order) into one batch, in that order."""
     owner = np.searchsorted(offsets, wanted, side="right") - 1

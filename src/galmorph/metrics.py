@@ -91,3 +91,31 @@ def clustering_scores(
         "silhouette": silhouette(features, clusters, metric=metric, seed=seed),
         "noise_fraction": float(np.mean(clusters == NOISE)),
     }
+
+
+def majority_mapping(clusters: np.ndarray, classes: np.ndarray) -> tuple[dict[int, int], int]:
+    """Each cluster's majority class on the split it was fitted on, and the overall majority.
+
+    Returns ``(mapping, fallback)``: ``mapping[cluster] = class`` for every cluster
+    (noise included, as its own cluster), ``fallback`` the most common class, which
+    a cluster the mapping has never seen is given.
+    """
+    clusters = np.asarray(clusters)
+    classes = np.asarray(classes)
+    fallback = int(np.bincount(classes).argmax()) if len(classes) else 0
+    mapping = {}
+    for cluster in np.unique(clusters):
+        members = classes[clusters == cluster]
+        mapping[int(cluster)] = int(np.bincount(members).argmax())
+    return mapping, fallback
+
+
+def majority_accuracy(
+    clusters: np.ndarray, classes: np.ndarray, mapping: dict[int, int], fallback: int
+) -> float:
+    """Accuracy of "cluster -> its majority class" (:func:`majority_mapping`) on a split."""
+    clusters = np.asarray(clusters)
+    if not len(clusters):
+        return float("nan")
+    predicted = np.array([mapping.get(int(c), fallback) for c in clusters])
+    return float(np.mean(predicted == np.asarray(classes)))

@@ -49,21 +49,30 @@ def explained_variance(ratio: np.ndarray, path: str | Path) -> None:
     _save(fig, path)
 
 
-def reconstructions(
-    originals: np.ndarray, rebuilt: np.ndarray, titles: Sequence[str], path: str | Path
-) -> None:
-    """Originals (top row) above their reconstructions (bottom row); images in [0, 1]."""
-    n = len(originals)
-    fig, axes = plt.subplots(2, n, figsize=(1.8 * n, 4), squeeze=False)
-    for i in range(n):
-        for row, images in enumerate((originals, rebuilt)):
+def reconstructions(rows: dict[str, np.ndarray], titles: Sequence[str], path: str | Path) -> None:
+    """One row of images per entry of ``rows`` (name -> images in [0, 1]), columns aligned."""
+    n = len(titles)
+    fig, axes = plt.subplots(len(rows), n, figsize=(1.8 * n, 2 * len(rows)), squeeze=False)
+    for row, (name, images) in enumerate(rows.items()):
+        for i in range(n):
             axes[row, i].imshow(np.clip(images[i], 0, 1))
             axes[row, i].set_axis_off()
+        axes[row, 0].text(-0.1, 0.5, name, transform=axes[row, 0].transAxes, rotation=90,
+                          va="center", ha="right")  # fmt: skip
+    for i in range(n):
         axes[0, i].set_title(titles[i], fontsize=8)
-    axes[0, 0].text(-0.1, 0.5, "original", transform=axes[0, 0].transAxes, rotation=90,
-                    va="center", ha="right")  # fmt: skip
-    axes[1, 0].text(-0.1, 0.5, "reconstructed", transform=axes[1, 0].transAxes, rotation=90,
-                    va="center", ha="right")  # fmt: skip
+    _save(fig, path)
+
+
+def descriptor_spread(scaler, describer, path: str | Path) -> None:
+    """Mean and spread of each descriptor over the training split (what the scaler removes)."""
+    names = list(describer.get_feature_names_out())
+    fig, ax = plt.subplots(figsize=(max(7, 0.3 * len(names)), 4))
+    index = np.arange(len(names))
+    ax.errorbar(index, scaler.mean_, yerr=scaler.scale_, fmt="o", capsize=2)
+    ax.set_xticks(index, names, rotation=90, fontsize=7)
+    ax.set_ylabel("training mean +- standard deviation")
+    ax.set_title(f"{len(names)} rotation-invariant descriptors (standardised before clustering)")
     _save(fig, path)
 
 
@@ -185,6 +194,68 @@ def cluster_scatter(
     ax.set_xlabel("feature 1 (standardised PC 1)")
     ax.set_ylabel("feature 2 (standardised PC 2)")
     ax.set_title(title)
+    _save(fig, path)
+
+
+def cluster_map(
+    points: np.ndarray,
+    classes: np.ndarray,
+    class_names: Sequence[str],
+    clusters: np.ndarray,
+    thumbnail_rows: np.ndarray,
+    thumbnails: np.ndarray,
+    title: str,
+    path: str | Path,
+) -> None:
+    """The 2-D map twice, coloured by class (left) and by cluster (right), thumbnails on both."""
+    from matplotlib.offsetbox import AnnotationBbox, OffsetImage
+
+    fig, axes = plt.subplots(1, 2, figsize=(15, 7))
+    by_class, by_cluster = axes
+    palette = plt.get_cmap("tab10" if len(class_names) <= 10 else "tab20")
+    for index, name in enumerate(class_names):
+        mine = classes == index
+        if mine.any():
+            by_class.scatter(*points[mine].T, s=5, color=palette(index % palette.N),
+                             label=f"{name} ({int(mine.sum())})")  # fmt: skip
+    by_class.legend(fontsize=7, markerscale=2, loc="best")
+    by_class.set_title("coloured by class")
+    ids = np.unique(clusters)
+    cluster_palette = plt.get_cmap("tab20")
+    for i, cluster in enumerate(ids):
+        mine = clusters == cluster
+        colour = "lightgrey" if cluster == NOISE else cluster_palette(i % 20)
+        by_cluster.scatter(*points[mine].T, s=5, color=colour)
+        if cluster != NOISE:
+            x, y = np.median(points[mine], axis=0)
+            by_cluster.text(x, y, str(cluster), fontsize=11, weight="bold", ha="center",
+                            zorder=10, bbox=dict(facecolor="white", alpha=0.8, pad=1))  # fmt: skip
+    by_cluster.set_title("coloured by cluster" + (" (grey: noise)" if NOISE in ids else ""))
+    zoom = 30.0 / max(thumbnails.shape[1], 1) if len(thumbnails) else 1.0
+    for ax in axes:
+        for row, image in zip(thumbnail_rows, thumbnails, strict=True):
+            box = OffsetImage(image, zoom=zoom)
+            ax.add_artist(AnnotationBbox(box, points[row], frameon=True, pad=0.1, zorder=5,
+                                         bboxprops=dict(edgecolor="black", lw=0.5)))  # fmt: skip
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle(f"{title} (t-SNE map of the clustering features)")
+    _save(fig, path)
+
+
+def unusual_gallery(images: np.ndarray, table, score_name: str, path: str | Path) -> None:
+    """The most unusual test galaxies, most unusual first, with id, class and score."""
+    n = len(images)
+    rows, cols = _grid(max(n, 1), 8)
+    fig, axes = plt.subplots(rows, cols, figsize=(1.9 * cols, 2.3 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.set_axis_off()
+    for ax, image, (_, row) in zip(axes.flat, images, table.iterrows(), strict=False):
+        ax.imshow(image)
+        cluster = "noise" if row["cluster"] == NOISE else f"cl. {row['cluster']}"
+        ax.set_title(f"{row['dr7objid']}\n{row['class']}, {cluster}\n{row['outlier_score']:.3g}",
+                     fontsize=6)  # fmt: skip
+    fig.suptitle(f"unusual test galaxies: largest {score_name}", fontsize=10)
     _save(fig, path)
 
 

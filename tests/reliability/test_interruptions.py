@@ -110,7 +110,7 @@ def faults() -> list[Fault]:
         Fault(
             "reduction fitting",
             "fit_reduction.py",
-            _log_says("logs/reduction/fit_reduction.log", "incremental PCA"),
+            _log_says("logs/reduction/fit_reduction.log", "fitting the reduction"),
             scope="group",
             inspect=_snapshot("results/reduction/*.pkl"),
         ),

@@ -5,16 +5,48 @@ wildcard_constraints:
     method="kmeans|hierarchical|hdbscan|som|gmm",
 
 
+rule map_training_split:
+    input:
+        train="results/reduction/train.pkl",
+    output:
+        table="results/clustering/map_train.csv",
+    log:
+        "logs/clustering/map_training_split.log",
+    benchmark:
+        "benchmarks/clustering/map_training_split.tsv"
+    conda:
+        env("ml")
+    threads: 2
+    resources:
+        mem_mb=2000,
+        runtime="1h",
+    params:
+        seed=config["seed"],
+        max_points=config["clustering"]["map"]["max_points"],
+        perplexity=config["clustering"]["map"]["perplexity"],
+    script:
+        "../../scripts/map_training_split.py"
+
+
 rule cluster:
     input:
         train="results/reduction/train.pkl",
         test="results/reduction/test.pkl",
         reducer="results/reduction/reducer.pkl",
-        scaler="results/reduction/scaler.pkl",
+        train_shards=hdf5_shards("train"),
+        test_shards=hdf5_shards("test"),
+        train_map=rules.map_training_split.output.table,
     output:
         labels_train="results/clustering/{method}/labels_train.csv",
         labels_test="results/clustering/{method}/labels_test.csv",
         metrics="results/clustering/{method}/metrics.json",
+        majority=report(
+            "results/clustering/{method}/majority.csv",
+            caption="../report/clustering_majority.rst",
+            category="Clustering",
+            subcategory="{method}",
+        ),
+        unusual_table="results/clustering/{method}/unusual.csv",
         class_histogram=report(
             "results/clustering/{method}/class_histogram.png",
             caption="../report/clustering_class_histogram.rst",
@@ -36,6 +68,18 @@ rule cluster:
         method_figure=report(
             "results/clustering/{method}/{method}.png",
             caption="../report/clustering_method.rst",
+            category="Clustering",
+            subcategory="{method}",
+        ),
+        map=report(
+            "results/clustering/{method}/map.png",
+            caption="../report/clustering_map.rst",
+            category="Clustering",
+            subcategory="{method}",
+        ),
+        unusual=report(
+            "results/clustering/{method}/unusual.png",
+            caption="../report/clustering_unusual.rst",
             category="Clustering",
             subcategory="{method}",
         ),
@@ -90,12 +134,17 @@ TARGETS["clustering"] = [
             "labels_train.csv",
             "labels_test.csv",
             "metrics.json",
+            "majority.csv",
+            "map.png",
+            "unusual.png",
+            "unusual.csv",
             "class_histogram.png",
             "cluster_sizes.png",
             "centroids.png",
         ],
     ),
     *[f"results/clustering/{m}/{m}.png" for m in config["clustering"]["methods"]],
+    "results/clustering/map_train.csv",
     "results/clustering/summary.csv",
     "results/clustering/summary.png",
 ]

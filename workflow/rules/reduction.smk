@@ -1,4 +1,5 @@
-# Crop, scale, incremental PCA and StandardScaler: fitted on the training split only.
+# Crop, preprocessing (recentre, align, stretch), PCA or descriptors, StandardScaler:
+# fitted on the training split only.
 
 
 rule fit_reduction:
@@ -30,6 +31,9 @@ rule fit_reduction:
         runtime="2h",
     params:
         crop=config["reduction"]["crop"],
+        # Sorted keys: merging config files in another order must not look like an edit.
+        preprocess=dict(sorted(config["reduction"]["preprocess"].items())),
+        representation=config["reduction"]["representation"],
         n_components=config["reduction"]["n_components"],
         batch_size=config["reduction"]["batch_size"],
         n_examples=config["reduction"]["n_reconstruction_examples"],

@@ -23,7 +23,6 @@ from galmorph.clustering.methods import (
     KMeansClusterer,
     SOMClusterer,
 )
-from galmorph.metrics import NOISE
 
 #: method name (config key and wildcard) -> estimator class
 METHODS = {
@@ -37,7 +36,6 @@ METHODS = {
 __all__ = [
     "METHODS",
     "ClusteringResult",
-    "cluster_means",
     "make_clusterer",
     "run_clustering",
     *(cls.__name__ for cls in METHODS.values()),
@@ -81,11 +79,3 @@ def run_clustering(clusterer, train_features: np.ndarray, test_features: np.ndar
         clusterer.predict(np.asarray(test_features, dtype=np.float64)), dtype=np.int64
     )
     return ClusteringResult(clusterer, train_labels, test_labels)
-
-
-def cluster_means(features: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(cluster_ids, means)``: the mean feature vector of each cluster, noise left out."""
-    labels = np.asarray(labels)
-    ids = np.unique(labels[labels != NOISE])
-    means = np.stack([features[labels == i].mean(axis=0) for i in ids]) if len(ids) else None
-    return ids, means

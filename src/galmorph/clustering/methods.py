@@ -18,6 +18,16 @@ log = logging.getLogger(__name__)
 class _Clusterer(ClusterMixin, BaseEstimator):
     #: config keys the method takes (its section of ``config["clustering"]``)
     PARAMS: tuple[str, ...] = ()
+    #: what :meth:`outlier_score` measures, for the reports
+    OUTLIER_SCORE = "distance to the nearest cluster centre"
+
+    def outlier_score(self, X) -> np.ndarray:
+        """How badly each point fits the fitted clusters: larger is more unusual."""
+        distances = cdist(X, self.cluster_centers_, metric=self.distance_metric)
+        return np.nan_to_num(distances, nan=np.inf).min(axis=1)
+
+    #: the distance the method clusters with (scipy ``cdist`` name)
+    distance_metric = "euclidean"
 
 
 class KMeansClusterer(_Clusterer):
@@ -67,8 +77,12 @@ class HierarchicalClusterer(_Clusterer):
     Linkage needs all pairwise distances: O(n^2) memory (8 bytes x n^2 / 2,
     e.g. 400 MB for 10,000 points, 1.6 GB for 20,000) and at least O(n^2)
     time. Above ``max_fit_samples`` training points the tree is built on a
-    seeded random subsample (bounded mode) and the other points, like test
-    points, go to the nearest cluster centroid under ``metric``.
+    seeded random subsample (bounded mode).
+
+    The tree's cut defines the clusters and their centroids; every point, of the
+    training split as of the test split, is then labelled by the same rule, its
+    nearest centroid under ``metric``, so the two splits' scores are comparable
+    (``tree_labels_`` keeps the cut's own labels of the fitted points).
     """
 
     PARAMS = ("n_clusters", "method", "metric", "max_fit_samples")
@@ -99,15 +113,15 @@ class HierarchicalClusterer(_Clusterer):
         self.linkage_ = hierarchy.linkage(X[fit_index], method=self.method, metric=self.metric)
         tree_labels = hierarchy.fcluster(self.linkage_, self.n_clusters, criterion="maxclust") - 1
         ids = np.unique(tree_labels)
-        self.cluster_centers_ = np.stack([X[fit_index][tree_labels == i].mean(axis=0) for i in ids])
         # fcluster numbers clusters 1..k without gaps: index i is cluster i.
-        labels = np.empty(n, dtype=np.int64)
-        labels[fit_index] = tree_labels
-        rest = np.setdiff1d(np.arange(n), fit_index)
-        if len(rest):
-            labels[rest] = self.predict(X[rest])
-        self.labels_ = labels
+        self.cluster_centers_ = np.stack([X[fit_index][tree_labels == i].mean(axis=0) for i in ids])
+        self.tree_labels_ = tree_labels
+        self.labels_ = self.predict(X)
         return self
+
+    @property
+    def distance_metric(self) -> str:
+        return self.metric
 
     def predict(self, X):
         distances = cdist(X, self.cluster_centers_, metric=self.metric)
@@ -122,6 +136,11 @@ class HDBSCANClusterer(_Clusterer):
     vectors ``|a - b|^2 = 2 (1 - cos) = 2 d_cos``, so the cosine epsilon is
     converted to ``sqrt(2 * epsilon)``. ``min_samples`` 0 means ``min_cluster_size``.
     Noise points are labelled -1.
+
+    ``n_dimensions`` > 0 runs HDBSCAN on the first principal components of the
+    training features (fitted on the training split, applied to every point):
+    density estimates need few dimensions, and in a few dozen HDBSCAN calls most
+    galaxies noise (docs/clustering.md). 0 keeps every feature.
     """
 
     PARAMS = (
@@ -130,6 +149,7 @@ class HDBSCANClusterer(_Clusterer):
         "cluster_selection_epsilon",
         "cluster_selection_method",
         "metric",
+        "n_dimensions",
     )
 
     def __init__(
@@ -139,8 +159,10 @@ class HDBSCANClusterer(_Clusterer):
         cluster_selection_epsilon=0.3,
         cluster_selection_method="leaf",
         metric="cosine",
+        n_dimensions=0,
         seed=0,
     ):
+        self.n_dimensions = n_dimensions
         self.min_cluster_size = min_cluster_size
         self.min_samples = min_samples
         self.cluster_selection_epsilon = cluster_selection_epsilon
@@ -149,12 +171,18 @@ class HDBSCANClusterer(_Clusterer):
         self.seed = seed  # HDBSCAN is deterministic; kept for a uniform interface
 
     def _prepare(self, X):
+        if getattr(self, "projection_", None) is not None:
+            X = self.projection_.transform(X)
         if self.metric == "cosine":
             norms = np.linalg.norm(X, axis=1, keepdims=True)
             return X / np.where(norms > 0, norms, 1.0)
         if self.metric == "euclidean":
             return X
         raise ValueError(f"hdbscan metric must be cosine or euclidean, not {self.metric!r}")
+
+    @property
+    def distance_metric(self) -> str:
+        return self.metric
 
     @property
     def euclidean_epsilon_(self) -> float:
@@ -164,7 +192,11 @@ class HDBSCANClusterer(_Clusterer):
 
     def fit(self, X, y=None):
         import hdbscan
+        from sklearn.decomposition import PCA
 
+        self.projection_ = None
+        if 0 < self.n_dimensions < X.shape[1]:
+            self.projection_ = PCA(self.n_dimensions, random_state=self.seed).fit(X)
         self.model_ = hdbscan.HDBSCAN(
             min_cluster_size=self.min_cluster_size,
             min_samples=self.min_samples or None,
@@ -183,6 +215,13 @@ class HDBSCANClusterer(_Clusterer):
 
         labels, _strength = hdbscan.approximate_predict(self.model_, self._prepare(X))
         return labels
+
+    OUTLIER_SCORE = "HDBSCAN's GLOSH outlier score"
+
+    def outlier_score(self, X) -> np.ndarray:
+        import hdbscan
+
+        return np.asarray(hdbscan.approximate_predict_scores(self.model_, self._prepare(X)))
 
 
 class SOMClusterer(_Clusterer):
@@ -250,6 +289,12 @@ class SOMClusterer(_Clusterer):
     def cluster_centers_(self) -> np.ndarray:
         return self.som_.get_weights().reshape(self.rows * self.cols, -1)
 
+    OUTLIER_SCORE = "distance to the winning node (quantisation error)"
+
+    @property
+    def distance_metric(self) -> str:
+        return self._CDIST[self.activation_distance]
+
     def predict(self, X):
         distances = cdist(X, self.cluster_centers_, metric=self._CDIST[self.activation_distance])
         return np.argmin(distances, axis=1)
@@ -258,7 +303,8 @@ class SOMClusterer(_Clusterer):
 class GMMClusterer(_Clusterer):
     """Gaussian mixture; ``init_params`` k-means++ places the initial means as the study."""
 
-    PARAMS = ("n_components", "covariance_type", "tol", "max_iter", "init_params")
+    PARAMS = ("n_components", "covariance_type", "tol", "max_iter", "init_params", "reg_covar")
+    OUTLIER_SCORE = "negative log-likelihood under the mixture"
 
     def __init__(
         self,
@@ -267,9 +313,11 @@ class GMMClusterer(_Clusterer):
         tol=1.0e-7,
         max_iter=1000,
         init_params="k-means++",
+        reg_covar=1.0e-6,
         seed=0,
     ):
         self.n_components = n_components
+        self.reg_covar = reg_covar
         self.covariance_type = covariance_type
         self.tol = tol
         self.max_iter = max_iter
@@ -283,6 +331,7 @@ class GMMClusterer(_Clusterer):
             tol=self.tol,
             max_iter=self.max_iter,
             init_params=self.init_params,
+            reg_covar=self.reg_covar,
             random_state=self.seed,
         ).fit(X)
         if not self.model_.converged_:
@@ -296,3 +345,6 @@ class GMMClusterer(_Clusterer):
 
     def predict(self, X):
         return self.model_.predict(X)
+
+    def outlier_score(self, X) -> np.ndarray:
+        return -self.model_.score_samples(X)
