@@ -7,9 +7,9 @@ OVERLAYs are the config files of that run after ``config/config.yaml`` (for the
 SDSS run: ``config/sdss_gz1.yaml``). The workflow's scores are read from
 ``results/clustering/*/metrics.json``. The study's chain (``config/study_chain.yaml``
 on top of the same overlays: raw 174-px crops, IncrementalPCA 75 + scaler, the
-study's method settings) is fitted here, in-process, on the run's training shards
-and scores the test shards once. Both are test-split scores of settings that were
-not chosen on the test split: the table compares, it selects nothing.
+study's method settings, one cluster per class) is fitted here, in-process, on the
+run's training shards and scores the test shards once. Both are test-split scores of
+settings that were not chosen on the test split: the table compares, it selects nothing.
 
 Per method: ARI, NMI, purity and the accuracy of "cluster -> its training majority
 class", for both chains, and the majority-class baseline.
@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import glob
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -59,6 +60,19 @@ def merged(paths) -> dict:
     return config
 
 
+def study_counts(config: dict, n_classes: int) -> dict:
+    """The study's rule for the number of clusters: one per class (12 for GZ2, 6 for SDSS),
+    the SOM grid the most square one with that many nodes."""
+    clustering = config["clustering"]
+    clustering["kmeans"]["n_clusters"] = n_classes
+    clustering["hierarchical"]["n_clusters"] = n_classes
+    clustering["gmm"]["n_components"] = n_classes
+    rows = next(r for r in range(math.isqrt(n_classes), n_classes + 1) if n_classes % r == 0)
+    rows = max(rows, n_classes // rows)
+    clustering["som"]["rows"], clustering["som"]["cols"] = rows, n_classes // rows
+    return config
+
+
 def study_scores(run_dir: Path, config: dict) -> dict[str, dict]:
     shards = {
         split: sorted(glob.glob(str(run_dir / f"results/images/hdf5/{split}/shard_*.h5")))
@@ -75,6 +89,7 @@ def study_scores(run_dir: Path, config: dict) -> dict[str, dict]:
         reduce_split(shards[s], reduction["crop"], reducer, scaler, reduction["batch_size"])
         for s in ("train", "test")
     )
+    config = study_counts(config, len(train["class_names"]))
     out = {}
     for method in config["clustering"]["methods"]:
         clusterer = make_clusterer(method, config["clustering"][method], config["seed"])
