@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Scale benchmark: demo skies of growing size through the stages up to and
-# including reduction and k-means, with per-stage wall time, CPU time and peak
-# memory from Snakemake's benchmark files.
+# Scale benchmark: demo skies of growing size through the images stage (fetch,
+# conversion, both archives), the reduction and k-means, with per-stage wall time,
+# CPU time and peak memory from Snakemake's benchmark files.
 #
 #   bench/scale.sh [SIZES...]            # default: 2000 10000 50000
 #   SCALE_DIR=/tmp/scale CORES=2 bench/scale.sh 2000 10000
+#   COMPRESSION=lzf bench/scale.sh 100000   # shards compressed (disk: 100,000 images
+#                                           # uncompressed would need about 55 GB)
 #
 # Each size N is a demo sky of N galaxies; the sample takes 48% of them for the
 # training split and 48% for the test split (the rest: malformed and spare
@@ -22,9 +24,10 @@ SIZES=("${@:-2000 10000 50000}")
 SIZES=(${SIZES[*]})
 CORES="${CORES:-2}"
 SHARD_SIZE="${SHARD_SIZE:-1000}"
+COMPRESSION="${COMPRESSION:-none}"
 SCALE_DIR="${SCALE_DIR:-$(mktemp -d -t galmorph-scale.XXXXXX)}"
 mkdir -p "$SCALE_DIR"
-echo "scale runs in $SCALE_DIR (cores: $CORES, shard size: $SHARD_SIZE)"
+echo "scale runs in $SCALE_DIR (cores: $CORES, shard size: $SHARD_SIZE, shards: $COMPRESSION)"
 
 run_dirs=()
 labels=()
@@ -42,15 +45,17 @@ sample:
   n_test: $per_split
 images:
   n_shards: $shards
+  compression: $COMPRESSION
 EOF
     echo "== $n galaxies: $per_split + $per_split images, $shards shards per split"
-    # Targets: the reduced splits and the k-means report (no CNN, no other method,
-    # no archives); /usr/bin/time -v records the whole invocation.
+    # Targets: the archives, the reduced splits and the k-means report (no CNN, no
+    # other method); /usr/bin/time -v records the whole invocation.
     (
         cd "$run"
         /usr/bin/time -v -o time.txt \
             snakemake --configfile "$REPO/config/config.yaml" "$run/scale.yaml" \
             --snakefile "$REPO/Snakefile" --directory "$run" --cores "$CORES" \
+            results/images/archives/{train,test}_{jpg,hdf5}.tar.gz \
             results/reduction/train.pkl results/reduction/test.pkl \
             results/clustering/kmeans/metrics.json \
             >snakemake.log 2>&1

@@ -16,7 +16,12 @@ def main(snakemake):
             members.update(members_under(path, base))
         else:
             members[path.relative_to(base).as_posix()] = path
-    count = pack(members, snakemake.output.archive, compresslevel=snakemake.params.compresslevel)
+    count = pack(
+        members,
+        snakemake.output.archive,
+        compresslevel=snakemake.params.compresslevel,
+        compressor=snakemake.params.compressor,
+    )
     logging.info("packed %d files into %s", count, snakemake.output.archive)
 
 

@@ -36,7 +36,7 @@ def error_of(config):
 def test_shipped_configs_are_valid():
     base = default_config()
     validate(base, SCHEMA)
-    for name in ("gz2.yaml", "sdss_gz1.yaml"):
+    for name in ("gz2.yaml", "sdss_gz1.yaml", "study_chain.yaml"):
         with open(REPO / "config" / name) as handle:
             validate(merged(base, yaml.safe_load(handle)), SCHEMA)
 
@@ -101,8 +101,21 @@ def test_sample_larger_than_the_gz2_catalogue():
 
 def test_components_beyond_the_batch():
     config = default_config()
+    config["reduction"]["representation"] = "pca"
     config["reduction"]["n_components"] = config["reduction"]["batch_size"] + 1
     assert "reduction.n_components" in error_of(config)
+    # the descriptors have no components: the key is not used then
+    config["reduction"]["representation"] = "descriptors"
+    validate(config, SCHEMA)
+
+
+def test_archive_level_outside_the_compressor_range():
+    config = default_config()
+    config["images"]["archive_compressor"] = "isal"
+    config["images"]["archive_gzip_level"] = 6
+    assert "isal' takes 0-3" in error_of(config)
+    config["images"]["archive_compressor"] = "zlib"
+    validate(config, SCHEMA)
 
 
 def test_crop_larger_than_the_stored_images():

@@ -38,11 +38,12 @@ MODULE_PACKAGES: dict[str, tuple[str, ...]] = {
     "yaml": ("pyyaml",),
     "jsonschema": ("jsonschema",),
     "tqdm": ("tqdm",),
+    "isal": ("python-isal",),
     "tensorflow": ("tensorflow-cpu", "tensorflow"),
     "keras": ("keras", "tensorflow-cpu", "tensorflow"),
 }
 #: conda-forge name -> the name pinned in pyproject.toml, where they differ.
-PYPI_NAMES = {"matplotlib-base": "matplotlib"}
+PYPI_NAMES = {"matplotlib-base": "matplotlib", "python-isal": "isal"}
 #: Modules the project ships itself: their imports are followed, not looked up.
 LOCAL_ROOTS = {"galmorph", "_bootstrap"}
 

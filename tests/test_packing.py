@@ -43,10 +43,15 @@ def split_members(base):
     return members
 
 
-def test_same_files_give_byte_identical_archives(tree, tmp_path):
+COMPRESSORS = pytest.mark.parametrize(("compressor", "level"), [("zlib", 6), ("isal", 1)])
+
+
+@COMPRESSORS
+def test_same_files_give_byte_identical_archives(tree, tmp_path, compressor, level):
     members = split_members(tree)
     first, second = tmp_path / "a" / "train_jpg.tar.gz", tmp_path / "b" / "other.tar.gz"
-    assert pack(members, first, progress=False) == 13
+    options = dict(compresslevel=level, compressor=compressor, progress=False)
+    assert pack(members, first, **options) == 13
     # Same contents, everything else different: copies with new mtimes, modes and
     # creation order, and the mapping given in reverse.
     copy = tmp_path / "copy"
@@ -56,13 +61,14 @@ def test_same_files_give_byte_identical_archives(tree, tmp_path):
         shutil.copyfile(members[name], target)
         os.chmod(target, 0o600)
         os.utime(target, (1_700_000_000, 1_700_000_000))
-    pack(dict(reversed(list(split_members(copy).items()))), second, progress=False)
+    pack(dict(reversed(list(split_members(copy).items()))), second, **options)
     assert first.read_bytes() == second.read_bytes()
 
 
-def test_headers_are_fixed_and_members_sorted(tree, tmp_path):
+@COMPRESSORS
+def test_headers_are_fixed_and_members_sorted(tree, tmp_path, compressor, level):
     archive = tmp_path / "x.tar.gz"
-    pack(split_members(tree), archive, progress=False)
+    pack(split_members(tree), archive, compresslevel=level, compressor=compressor, progress=False)
     raw = archive.read_bytes()
     assert raw[:3] == b"\x1f\x8b\x08"
     assert raw[3] == 0, "gzip header flags: no file name stored"
@@ -80,10 +86,11 @@ def test_headers_are_fixed_and_members_sorted(tree, tmp_path):
         )  # fmt: skip
 
 
-def test_every_member_extracts_intact(tree, tmp_path):
+@COMPRESSORS
+def test_every_member_extracts_intact(tree, tmp_path, compressor, level):
     members = split_members(tree)
     archive = tmp_path / "train_jpg.tar.gz"
-    pack(members, archive, compresslevel=1, progress=False)
+    pack(members, archive, compresslevel=level, compressor=compressor, progress=False)
     assert verify(archive, members) == len(members)
     # The system's tar and gzip agree with Python's reading.
     out = tmp_path / "extracted"
@@ -127,6 +134,25 @@ def test_gzip_level_changes_size_not_content(tree, tmp_path):
     pack(members, small, compresslevel=9, progress=False)
     assert small.stat().st_size < fast.stat().st_size
     assert gzip.decompress(fast.read_bytes()) == gzip.decompress(small.read_bytes())
+
+
+def test_both_compressors_hold_the_same_tar_stream(tree, tmp_path):
+    members = split_members(tree)
+    zlib_archive, isal_archive = tmp_path / "z.tar.gz", tmp_path / "i.tar.gz"
+    pack(members, zlib_archive, compressor="zlib", progress=False)
+    pack(members, isal_archive, compressor="isal", compresslevel=1, progress=False)
+    assert zlib_archive.read_bytes() != isal_archive.read_bytes()
+    assert gzip.decompress(zlib_archive.read_bytes()) == gzip.decompress(isal_archive.read_bytes())
+
+
+def test_level_outside_the_compressor_range_is_refused(tmp_path):
+    source = tmp_path / "f.bin"
+    source.write_bytes(b"x")
+    with pytest.raises(ValueError, match="isal gzip level must be 0-3"):
+        pack({"f": source}, tmp_path / "a.tar.gz", compressor="isal", compresslevel=6)
+    with pytest.raises(ValueError, match="compressor must be"):
+        pack({"f": source}, tmp_path / "a.tar.gz", compressor="zstd")
+    assert not list(tmp_path.glob("*.tar.gz*"))
 
 
 def test_bad_members_are_refused_and_nothing_is_left(tmp_path):

@@ -11,6 +11,7 @@ import jsonschema
 import yaml
 
 from galmorph.errors import GalmorphError
+from galmorph.packing import COMPRESSORS
 
 #: Galaxies in gz2_hart16 (Hart et al. 2016): no sample can be larger.
 GZ2_CATALOGUE_ROWS = 239_695
@@ -142,13 +143,19 @@ def consistency_errors(config: Mapping[str, Any]) -> list[str]:
             f"config key 'cnn.measure_crop' is {config['cnn']['measure_crop']}, larger than "
             f"the stored images (images.size = {images['size']})"
         )
-    features = 3 * reduction["crop"] ** 2
-    limit = min(reduction["batch_size"], sample["n_train"], features)
-    if reduction["n_components"] > limit:
+    side = reduction["preprocess"].get("size") or reduction["crop"]
+    limit = min(reduction["batch_size"], sample["n_train"], 3 * side**2)
+    if reduction["representation"] == "pca" and reduction["n_components"] > limit:
         problems.append(
             f"config key 'reduction.n_components' is {reduction['n_components']}, but an "
             f"incremental PCA needs at most min(reduction.batch_size, sample.n_train, "
-            f"3 x crop^2) = {limit}"
+            f"3 x side^2) = {limit} (side: reduction.preprocess.size, else reduction.crop)"
+        )
+    low, high = COMPRESSORS[images["archive_compressor"]]
+    if not low <= images["archive_gzip_level"] <= high:
+        problems.append(
+            f"config key 'images.archive_gzip_level' is {images['archive_gzip_level']}, but "
+            f"images.archive_compressor {images['archive_compressor']!r} takes {low}-{high}"
         )
     clustering = config["clustering"]
     counts = {

@@ -15,6 +15,8 @@ rule fetch_images:
         failures="results/images/jpg/{split}/shard_{shard}.failures.csv",
     log:
         "logs/images/fetch_images/{split}_{shard}.log",
+    benchmark:
+        "benchmarks/images/fetch_images/{split}_{shard}.tsv"
     conda:
         env("data")
     params:
@@ -79,6 +81,7 @@ rule pack_jpg:
     params:
         base="results/images/jpg",
         compresslevel=config["images"]["archive_gzip_level"],
+        compressor=config["images"]["archive_compressor"],
     script:
         "../../scripts/pack.py"
 
@@ -100,6 +103,7 @@ rule pack_hdf5:
     params:
         base="results/images/hdf5",
         compresslevel=config["images"]["archive_gzip_level"],
+        compressor=config["images"]["archive_compressor"],
     script:
         "../../scripts/pack.py"
 
