@@ -67,6 +67,7 @@ CANDIDATES = {
     "resnet-96px-measures-inverse-weights": {"class_weights": "inverse"},
     "resnet-96px-at-96-measures": {"input_size": 96},
     "resnet-96px-measures-unweighted": {"class_weights": "none"},
+    "resnet-96px-measures+descriptors": {"measures": "morphometry+descriptors"},
     "study-174px (before)": dict(
         architecture="study", crop=174, class_weights="inverse", learning_rate=1.0e-3,
         selection_metric="loss", measure_crop=0, augment=None, mirror_pairs=(),

@@ -46,7 +46,7 @@ IMAGES = (
     | jobs("image_examples", "split", SPLITS)
 )
 REDUCTION = {"fit_reduction"} | jobs("reduce_split", "split", SPLITS)
-CLUSTERING = jobs("cluster", "method", METHODS) | {"clustering_summary"}
+CLUSTERING = jobs("cluster", "method", METHODS) | {"map_training_split", "clustering_summary"}
 CNN = (
     {"balance_training_set", "cnn_summary"}
     | jobs("train_cnn", "variant", VARIANTS)

@@ -12,7 +12,7 @@ resampling of every crop:
 3. **align**: turn it so its flux-weighted major axis (second moments) is
    horizontal, brighter half to the right. Only rotations: a mirror would turn a
    clockwise spiral into an anticlockwise one (the determinant of every map is
-   positive, see :func:`GalaxyAligner.geometry`);
+   positive, see :func:`_resample`);
 4. **mask_neighbours**: light outside the galaxy's region (neighbours, stars) is
    set to the sky;
 5. **flux**: divide by the galaxy's total flux (``total``) or its peak (``peak``),
@@ -20,12 +20,14 @@ resampling of every crop:
 6. **stretch**: ``asinh`` or ``log`` of the normalised light, so the faint disk
    and arms weigh beside the bright core (galaxies span orders of magnitude in
    surface brightness); ``linear`` keeps it;
-7. the result is resampled to ``size`` x ``size`` pixels (antialiased).
+7. the result is resampled to ``size`` x ``size`` pixels (antialiased); with
+   ``extent`` set, every galaxy is also scaled to a common size (off by default:
+   it lowered the scores on the SDSS training split, docs/clustering.md).
 
 The transform is stateless (``fit`` learns nothing), so the training split, the
-test split and any new image get exactly the same treatment; the settings are
-pickled with the fitted reduction (:class:`galmorph.reduction.Reduction`) and
-travel with it.
+test split and any new image get exactly the same treatment; it is the first step
+of the pipeline :func:`galmorph.reduction.fit_reduction` fits and saves, so the
+settings travel with the model.
 """
 
 from __future__ import annotations
@@ -213,14 +215,14 @@ class GalaxyAligner(TransformerMixin, BaseEstimator):
             image = image / (geometry.flux + 1.0e-9)
         elif self.flux == "peak":
             image = image / (geometry.peak + 1.0e-9)
+        # Un-normalised pixels are in [0, 1]: a softening of 0.02 is a few grey levels.
+        softening = SOFTENING if self.flux != "none" else 0.02
+        # / 10 keeps stretched values of order one (a core at 1e4 softenings gives 1).
         if self.stretch == "asinh":
-            image = np.arcsinh(image / self._softening(side)) / 10.0
+            image = np.arcsinh(image / softening) / 10.0
         elif self.stretch == "log":
-            image = np.log1p(np.clip(image, 0, None) / self._softening(side)) / 10.0
+            image = np.log1p(np.clip(image, 0, None) / softening) / 10.0
         return image.astype(np.float32)
-
-    def _softening(self, side: int) -> float:
-        return SOFTENING if self.flux != "none" else 0.02
 
 
 def _threshold(grey: np.ndarray) -> float:

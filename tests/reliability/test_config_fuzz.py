@@ -152,6 +152,7 @@ def interacting_configs(draw):
         "crop": draw(SIZES),
         "n_components": draw(st.integers(1, 300)),
         "batch_size": draw(st.integers(1, 300)),
+        "representation": draw(st.sampled_from(["pca", "descriptors"])),
     }
     config["cnn"] |= {
         "architecture": draw(st.sampled_from(sorted(CNN_MIN_INPUT_SIZE))),
@@ -174,7 +175,8 @@ def test_a_config_that_passes_satisfies_what_later_stages_assume(config):
     sample, images, reduction, cnn = (config[k] for k in ("sample", "images", "reduction", "cnn"))
     assert reduction["crop"] <= images["size"] and cnn["crop"] <= images["size"]
     assert CNN_MIN_INPUT_SIZE[cnn["architecture"]] <= cnn["input_size"] <= cnn["crop"]
-    assert reduction["n_components"] <= min(reduction["batch_size"], sample["n_train"])
+    if reduction["representation"] == "pca":  # the descriptors have no components
+        assert reduction["n_components"] <= min(reduction["batch_size"], sample["n_train"])
     assert images["n_shards"] <= min(sample["n_train"], sample["n_test"])
     assert config["clustering"]["kmeans"]["n_clusters"] <= sample["n_train"]
     assert sample["n_train"] + sample["n_test"] <= config["demo"]["n_galaxies"]

@@ -188,7 +188,7 @@ def cnn_train_settings(variant):
     keys = (
         "architecture", "crop", "input_size", "epochs", "batch_size", "learning_rate",
         "validation_fraction", "early_stopping_patience", "reduce_lr_patience",
-        "selection_metric", "measure_crop",
+        "selection_metric", "measure_crop", "measures",
     )  # fmt: skip
     settings = {key: config["cnn"][key] for key in keys}
     settings["class_weights"] = (

@@ -24,7 +24,7 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
-from galmorph import morphometry
+from galmorph import measures
 from galmorph.cnn.shards import CropCache, ShardIndex
 from galmorph.cnn.views import (  # noqa: F401  (re-exported: the pipeline's vocabulary)
     IDENTITY_VIEW,
@@ -50,14 +50,16 @@ def region_images(index: ShardIndex, order: np.ndarray, side: int, cache: CropCa
         yield image, label
 
 
-def index_measures(index: ShardIndex, crop: int, desc: str = "measures") -> np.ndarray:
-    """:func:`galmorph.morphometry.measure` of every row's central ``crop`` pixels."""
-    out = np.empty((len(index), morphometry.N_FEATURES), dtype=np.float32)
+def index_measures(
+    index: ShardIndex, crop: int, kind: str = "morphometry", desc: str = "measures"
+) -> np.ndarray:
+    """:func:`galmorph.measures.measure` (set ``kind``) of every row's central ``crop`` pixels."""
+    out = np.empty((len(index), len(measures.feature_names(kind))), dtype=np.float32)
     rows = region_images(index, np.arange(len(index)), crop, None)
     for position, (image, _) in enumerate(
         tqdm(rows, total=len(index), desc=desc, unit="image", mininterval=5)
     ):
-        out[position] = morphometry.measure(image)
+        out[position] = measures.measure(image, kind)
     return out
 
 
@@ -112,6 +114,7 @@ def make_dataset(
     first_epoch: int = 0,
     augment: Augmentation | None = None,
     features: np.ndarray | None = None,
+    measure_set: str = "morphometry",
     mirror: np.ndarray | None = None,
     view: tuple[float, bool] = (0.0, False),
 ) -> tf.data.Dataset:
@@ -139,8 +142,11 @@ def make_dataset(
     augment : Augmentation, optional
         Random views (training); None: every row is seen as ``view``.
     features : ndarray (n, k), optional
-        Winding features of the rows (:func:`index_measures`); the
+        Measured morphology of the rows (:func:`index_measures`); the
         inputs are then a dict ``{"image", "measures"}``, else the image alone.
+    measure_set : str
+        The set ``features`` come from (:data:`galmorph.measures.MEASURE_SETS`):
+        says which measures a mirrored view negates.
     mirror : ndarray of int, optional
         :func:`mirror_map` of the classes; needed when a view mirrors.
     view : (angle, mirrored)
@@ -190,7 +196,7 @@ def make_dataset(
                 )
                 if view_row[1] > 0.5:  # a mirrored view: the winding reverses
                     if features is not None:
-                        row_features = morphometry.mirror(row_features)
+                        row_features = measures.mirror(row_features, measure_set)
                     if augment is not None:  # training: the label follows the pixels
                         label = int(mirror[label])
                 yield image, row_features, view_row, label

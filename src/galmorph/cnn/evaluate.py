@@ -368,8 +368,9 @@ def predict_index(model, index, metadata: dict, batch_size: int = 64, views=((0.
     pairs = metadata.get("mirror_pairs") or ()
     mapping = mirror_map(metadata["class_names"], pairs)
     features = None
+    measure_set = metadata.get("measures", "morphometry")
     if metadata.get("measure_crop"):
-        features = index_measures(index, metadata["measure_crop"])
+        features = index_measures(index, metadata["measure_crop"], measure_set)
     total, y_true = None, None
     for angle, flip in views:
         dataset = make_dataset(
@@ -378,6 +379,7 @@ def predict_index(model, index, metadata: dict, batch_size: int = 64, views=((0.
             input_size=metadata["input_size"],
             batch_size=batch_size,
             features=features,
+            measure_set=measure_set,
             view=(angle, flip),
         )
         y_true, proba, _ = predict_batches(model, dataset)

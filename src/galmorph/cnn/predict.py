@@ -87,7 +87,7 @@ def predict_folder(
     -------
     predictions, failures : DataFrame
     """
-    from galmorph import morphometry
+    from galmorph import measures
     from galmorph.cnn.data import mirror_map, to_model_input
     from galmorph.cnn.evaluate import tta_views
     from galmorph.cnn.train import check_mirror_safe_names, load
@@ -101,6 +101,7 @@ def predict_folder(
     views = tta_views(tta_rotations, tta_mirror)
     crop = meta["crop"] or meta["image_size"]
     measure_crop = meta.get("measure_crop") or 0
+    measure_set = meta.get("measures", "morphometry")
     side = max(crop, measure_crop)
     files = list_images(folder)
     if not files:
@@ -117,7 +118,9 @@ def predict_folder(
         if measure_crop:
             start = (side - measure_crop) // 2
             stop = start + measure_crop
-            features = np.stack([morphometry.measure(r[start:stop, start:stop]) for r in regions])
+            features = np.stack(
+                [measures.measure(r[start:stop, start:stop], measure_set) for r in regions]
+            )
         proba = 0.0
         for angle, flip in views:
             # one kind of array for every input: Keras refuses tensors mixed with numpy
@@ -126,7 +129,7 @@ def predict_folder(
             if features is not None:
                 inputs = {
                     "image": pixels,
-                    "measures": morphometry.mirror(features) if flip else features,
+                    "measures": measures.mirror(features, measure_set) if flip else features,
                 }
             view_proba = np.asarray(model(inputs, training=False))
             proba = proba + (view_proba[:, mapping] if flip else view_proba)

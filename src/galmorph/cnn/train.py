@@ -57,6 +57,8 @@ class TrainSettings:
     selection_metric: str = "loss"
     #: native pixels of the central crop whose morphology is measured; 0: no measures input
     measure_crop: int = 0
+    #: which measures (galmorph.measures.MEASURE_SETS) the measures input takes
+    measures: str = "morphometry"
     #: the cnn.augment keys (Augmentation); None: every epoch sees the stored pixels
     augment: dict | None = None
     #: class pairs a mirror turns into each other (clockwise <-> anticlockwise)
@@ -238,7 +240,7 @@ def train_model(
     mirror = mirror_map(index.class_names, settings.mirror_pairs)
     features = None
     if settings.measure_crop:
-        features = index_measures(index, settings.measure_crop)
+        features = index_measures(index, settings.measure_crop, settings.measures)
     steps = int(np.ceil(len(train_rows) / settings.batch_size))
     model = build_model(
         settings.architecture,
@@ -265,6 +267,7 @@ def train_model(
             input_size=settings.input_size,
             batch_size=settings.batch_size,
             mirror=mirror,
+            measure_set=settings.measures,
         )
         validation = make_dataset(
             val_rows,

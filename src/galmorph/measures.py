@@ -1,0 +1,67 @@
+"""The measured morphology a CNN takes beside the pixels: one function per measure set.
+
+``cnn.measures`` names the set; the trained model's metadata keeps it, so
+evaluation and prediction measure new images the same way:
+
+* ``morphometry``: :func:`galmorph.morphometry.measure` (winding of the arms in
+  three rings, concentration, axis ratio, asymmetry, smoothness, Gini, colours,
+  size, signal-to-noise);
+* ``morphometry+descriptors``: those, plus the clustering's rotation-invariant
+  descriptors (:mod:`galmorph.descriptors`: radial profile, azimuthal Fourier
+  modes, colour profile, shape, winding) of the galaxy recentred and turned to its
+  major axis (:class:`galmorph.alignment.GalaxyAligner` with the clustering's
+  default preprocessing).
+
+Every measure is unchanged by a rotation; :func:`mirror` gives the measures of
+the mirrored image (the winding measures change sign).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from galmorph import descriptors, morphometry
+from galmorph.alignment import GalaxyAligner
+
+MEASURE_SETS = ("morphometry", "morphometry+descriptors")
+
+#: The preprocessing of the descriptors: the clustering's default (config/config.yaml).
+ALIGNER = GalaxyAligner(48, recentre=True, align=True, mask_neighbours=True, flux="total",
+                        stretch="log")  # fmt: skip
+
+
+def _check(kind: str) -> None:
+    if kind not in MEASURE_SETS:
+        raise ValueError(f"cnn.measures must be one of {MEASURE_SETS}, not {kind!r}")
+
+
+def feature_names(kind: str) -> tuple[str, ...]:
+    _check(kind)
+    names = morphometry.FEATURE_NAMES
+    if kind == "morphometry+descriptors":
+        names = names + tuple(f"descriptor_{name}" for name in descriptors.FEATURE_NAMES)
+    return names
+
+
+def mirror_parity(kind: str) -> np.ndarray:
+    """+1 for a measure a mirror keeps, -1 for one it negates, in :func:`feature_names` order."""
+    _check(kind)
+    parity = morphometry.MIRROR_PARITY
+    if kind == "morphometry+descriptors":
+        parity = np.concatenate([parity, descriptors.MIRROR_PARITY.astype(np.float32)])
+    return parity.astype(np.float32)
+
+
+def measure(image: np.ndarray, kind: str) -> np.ndarray:
+    """The measures of one centred galaxy crop (S, S, 3), float32."""
+    _check(kind)
+    values = morphometry.measure(image)
+    if kind == "morphometry+descriptors":
+        aligned = ALIGNER.transform(np.asarray(image)[None])[0]
+        values = np.concatenate([values, descriptors.describe(aligned).astype(np.float32)])
+    return values.astype(np.float32)
+
+
+def mirror(features: np.ndarray, kind: str) -> np.ndarray:
+    """The measures of the mirrored image, from the measures of the image."""
+    return np.asarray(features, dtype=np.float32) * mirror_parity(kind)
