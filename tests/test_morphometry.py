@@ -121,8 +121,6 @@ def test_each_measure_set_mirrors_by_its_parity_and_keeps_quarter_turns(kind):
     mirrored = measures.measure(image[:, ::-1], kind)
     winding = measures.mirror_parity(kind) < 0
     assert np.all(np.sign(mirrored[winding]) == -np.sign(values[winding]))
-    np.testing.assert_allclose(
-        measures.mirror(values, kind)[~winding], values[~winding], atol=1e-6
-    )
+    np.testing.assert_allclose(measures.mirror(values, kind)[~winding], values[~winding], atol=1e-6)
     with pytest.raises(ValueError, match="cnn.measures"):
         measures.measure(image, "pixels")
