@@ -8,6 +8,7 @@ repository's own ``results/``.
 from __future__ import annotations
 
 import copy
+import importlib
 import os
 import shutil
 import signal
@@ -37,6 +38,21 @@ def require_shared(path: Path) -> Path:
             pytest.fail(message + "; CI runs on a clone beside ../shared")
         pytest.skip(message)
     return path
+
+
+def require_module(name: str):
+    """Import ``name``, or skip the test (or module) with a reason naming it.
+
+    Under CI (``CI=true``) every dependency is installed: a missing one fails
+    instead, so that no CNN test can skip silently there.
+    """
+    try:
+        return importlib.import_module(name)
+    except ImportError as error:
+        message = f"needs {name} ({error}); pip install -e '.[test]' installs it"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message, allow_module_level=True)
 
 
 #: What a run needs from the repository.

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import require_module
 from test_cnn_balance import write_shard
 from test_morphometry import blob_image, spiral_image
 
@@ -13,7 +14,7 @@ from galmorph.cnn.balance import BalanceSettings, plan_balanced_set
 from galmorph.cnn.shards import ShardIndex
 from galmorph.errors import InputDataError
 
-tf = pytest.importorskip("tensorflow")
+tf = require_module("tensorflow")
 
 from galmorph.cnn import data, models, train  # noqa: E402
 from galmorph.cnn.evaluate import compute_metrics, predict_index, tta_views  # noqa: E402

@@ -17,14 +17,14 @@ import h5py
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import GZ1, require_shared
+from conftest import GZ1, require_module, require_shared
 from test_cnn_balance import CLASS_NAMES, write_shard, write_split
 
 from galmorph.cnn.balance import BalanceSettings, build_balanced_set
 from galmorph.cnn.shards import ShardIndex
 from galmorph.errors import InputDataError
 
-tf = pytest.importorskip("tensorflow")
+tf = require_module("tensorflow")
 
 from galmorph.cnn import data, models, predict, train  # noqa: E402
 from galmorph.cnn.evaluate import (  # noqa: E402

@@ -10,8 +10,7 @@ from pathlib import Path
 
 import h5py
 import numpy as np
-import pytest
-from conftest import REPO, copy_workflow, explain, run_snakemake, write_config
+from conftest import REPO, copy_workflow, explain, require_module, run_snakemake, write_config
 from test_cnn_augment import NAMES, toy_images
 from test_cnn_balance import write_shard
 
@@ -47,7 +46,7 @@ def test_training_balancing_and_kfold_jobs_take_no_test_shard(tmp_path):
 
 
 def test_the_tuning_script_opens_no_test_shard(tmp_path, monkeypatch):
-    pytest.importorskip("tensorflow")
+    require_module("tensorflow")
     sys.path.insert(0, str(REPO / "bench"))
     import cnn_select
 

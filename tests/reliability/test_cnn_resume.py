@@ -13,11 +13,12 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from conftest import require_module
 from test_cnn_balance import write_split
 
 from galmorph.cnn.shards import ShardIndex
 
-pytest.importorskip("tensorflow")
+require_module("tensorflow")
 
 from galmorph.cnn import train  # noqa: E402
 
