@@ -1,6 +1,7 @@
-"""Fit the preprocessing + representation and the scaler on the training shards; save both."""
+"""Fit the preprocessing + representation and the scaler on the training shards; save them."""
 
 import _bootstrap  # noqa: F401  (puts src/ on sys.path)
+from sklearn.pipeline import Pipeline
 from threadpoolctl import threadpool_limits
 
 from galmorph import plots
@@ -22,6 +23,7 @@ def main(snakemake):
         rows, titles = example_reconstructions(shards, params.crop, reducer, params.n_examples)
     save_pickle(reducer, snakemake.output.reducer)
     save_pickle(scaler, snakemake.output.scaler)
+    save_pickle(Pipeline([*reducer.steps, ("scale", scaler)]), snakemake.output.pipeline)
     if "pca" in reducer.named_steps:
         ratio = reducer.named_steps["pca"].explained_variance_ratio_
         plots.explained_variance(ratio, snakemake.output.variance)

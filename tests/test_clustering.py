@@ -263,6 +263,15 @@ def test_rules_write_every_report(finished_run):
     assert sorted(set(summary["method"])) == sorted(METHODS)
     reducer = pickle_load(results / "reduction" / "reducer.pkl")
     assert list(reducer.named_steps)[0] == "align"  # the preprocessing travels with the model
+    # reducer + scaler as one pipeline: the test split's features from its crops
+    pipeline = pickle_load(results / "reduction" / "pipeline.pkl")
+    assert list(pipeline.named_steps)[-1] == "scale"
+    from galmorph import hdf5
+
+    test = pickle_load(results / "reduction" / "test.pkl")
+    shards = sorted((results / "images" / "hdf5" / "test").glob("shard_*.h5"))
+    batch = hdf5.read_images(shards, [0, 1, 2], crop=int(test["crop"]))
+    np.testing.assert_allclose(pipeline.transform(batch.images), test["features"][:3], atol=1e-6)
 
 
 def pickle_load(path):
@@ -336,3 +345,17 @@ def test_hdbscan_on_leading_components_uses_the_training_projection(tiny):
     from sklearn.metrics import adjusted_rand_score
 
     assert adjusted_rand_score(tiny["test"]["class"], result.test_labels) > 0.6
+
+
+def test_the_schema_lists_the_methods_and_keys_the_code_takes():
+    """One fact, two readers: the schema's method names and each method's keys are the
+    code's (METHODS and the estimators' parameters), so neither can drift."""
+    import yaml
+    from conftest import REPO
+
+    schema = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
+    clustering = schema["properties"]["clustering"]["properties"]
+    assert sorted(clustering["methods"]["items"]["enum"]) == sorted(METHODS)
+    for method, cls in METHODS.items():
+        assert sorted(clustering[method]["properties"]) == sorted(cls.config_keys()), method
+        assert sorted(clustering[method]["required"]) == sorted(cls.config_keys()), method

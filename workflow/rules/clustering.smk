@@ -2,7 +2,7 @@
 
 
 wildcard_constraints:
-    method="kmeans|hierarchical|hdbscan|som|gmm",
+    method="|".join(CLUSTERING_METHODS),
 
 
 rule map_training_split:

@@ -7,9 +7,13 @@ sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 from galmorph import config as galmorph_config  # noqa: E402
 
 REPO = Path(workflow.basedir)
-galmorph_config.validate(
-    config, galmorph_config.load_schema(REPO / "workflow/schemas/config.schema.yaml")
-)
+SCHEMA = galmorph_config.load_schema(REPO / "workflow/schemas/config.schema.yaml")
+galmorph_config.validate(config, SCHEMA)
+#: The clustering methods, as the schema lists them (tests/test_clustering.py checks that
+#: galmorph.clustering.METHODS has the same names).
+CLUSTERING_METHODS = SCHEMA["properties"]["clustering"]["properties"]["methods"][
+    "items"
+]["enum"]
 
 DATASET = config["dataset"]
 SPLITS = ("train", "test")

@@ -53,13 +53,13 @@ def make_clusterer(method: str, params: dict, seed: int):
     if method not in METHODS:
         raise ValueError(f"unknown clustering method {method!r}; choose one of {sorted(METHODS)}")
     cls = METHODS[method]
-    accepted = set(cls.PARAMS)
+    accepted = set(cls.config_keys())
     unknown = set(params) - accepted
     if unknown:
         raise ValueError(
             f"clustering.{method} has unknown keys {sorted(unknown)}; it takes {sorted(accepted)}"
         )
-    return cls(**params, seed=seed)
+    return cls(**params, random_state=seed)
 
 
 @dataclass

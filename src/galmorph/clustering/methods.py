@@ -16,8 +16,12 @@ log = logging.getLogger(__name__)
 
 
 class _Clusterer(ClusterMixin, BaseEstimator):
-    #: config keys the method takes (its section of ``config["clustering"]``)
-    PARAMS: tuple[str, ...] = ()
+    @classmethod
+    def config_keys(cls) -> tuple[str, ...]:
+        """The config keys the method takes (its section of ``config["clustering"]``):
+        its scikit-learn parameters but ``random_state``, which is the workflow's seed."""
+        return tuple(sorted(set(cls().get_params()) - {"random_state"}))
+
     #: what :meth:`outlier_score` measures, for the reports
     OUTLIER_SCORE = "distance to the nearest cluster centre"
 
@@ -36,17 +40,21 @@ class KMeansClusterer(_Clusterer):
     ``batch_size`` is used by the mini-batch algorithm only.
     """
 
-    PARAMS = ("n_clusters", "algorithm", "batch_size", "max_iter", "n_init")
-
     def __init__(
-        self, n_clusters=12, algorithm="minibatch", batch_size=250, max_iter=500, n_init=3, seed=0
+        self,
+        n_clusters=12,
+        algorithm="minibatch",
+        batch_size=250,
+        max_iter=500,
+        n_init=3,
+        random_state=0,
     ):
         self.n_clusters = n_clusters
         self.algorithm = algorithm
         self.batch_size = batch_size
         self.max_iter = max_iter
         self.n_init = n_init
-        self.seed = seed
+        self.random_state = random_state
 
     def fit(self, X, y=None):
         common = dict(
@@ -54,7 +62,7 @@ class KMeansClusterer(_Clusterer):
             init="k-means++",
             max_iter=self.max_iter,
             n_init=self.n_init,
-            random_state=self.seed,
+            random_state=self.random_state,
         )
         if self.algorithm == "minibatch":
             self.model_ = MiniBatchKMeans(batch_size=self.batch_size, **common)
@@ -85,17 +93,21 @@ class HierarchicalClusterer(_Clusterer):
     (``tree_labels_`` keeps the cut's own labels of the fitted points).
     """
 
-    PARAMS = ("n_clusters", "method", "metric", "max_fit_samples")
     _EUCLIDEAN_ONLY = ("ward", "centroid", "median")
 
     def __init__(
-        self, n_clusters=12, method="complete", metric="correlation", max_fit_samples=5000, seed=0
+        self,
+        n_clusters=12,
+        method="complete",
+        metric="correlation",
+        max_fit_samples=5000,
+        random_state=0,
     ):
         self.n_clusters = n_clusters
         self.method = method
         self.metric = metric
         self.max_fit_samples = max_fit_samples
-        self.seed = seed
+        self.random_state = random_state
 
     def fit(self, X, y=None):
         if self.method in self._EUCLIDEAN_ONLY and self.metric != "euclidean":
@@ -104,7 +116,7 @@ class HierarchicalClusterer(_Clusterer):
             )
         n = len(X)
         if n > self.max_fit_samples:
-            rng = np.random.default_rng(self.seed)
+            rng = np.random.default_rng(self.random_state)
             fit_index = np.sort(rng.choice(n, self.max_fit_samples, replace=False))
             log.info("hierarchical: linkage on %d of %d points (bounded mode)", len(fit_index), n)
         else:
@@ -143,15 +155,6 @@ class HDBSCANClusterer(_Clusterer):
     galaxies noise (docs/clustering.md). 0 keeps every feature.
     """
 
-    PARAMS = (
-        "min_cluster_size",
-        "min_samples",
-        "cluster_selection_epsilon",
-        "cluster_selection_method",
-        "metric",
-        "n_dimensions",
-    )
-
     def __init__(
         self,
         min_cluster_size=6,
@@ -160,7 +163,7 @@ class HDBSCANClusterer(_Clusterer):
         cluster_selection_method="leaf",
         metric="cosine",
         n_dimensions=0,
-        seed=0,
+        random_state=0,
     ):
         self.n_dimensions = n_dimensions
         self.min_cluster_size = min_cluster_size
@@ -168,7 +171,7 @@ class HDBSCANClusterer(_Clusterer):
         self.cluster_selection_epsilon = cluster_selection_epsilon
         self.cluster_selection_method = cluster_selection_method
         self.metric = metric
-        self.seed = seed  # HDBSCAN is deterministic; kept for a uniform interface
+        self.random_state = random_state  # HDBSCAN is deterministic; used by the projection
 
     def _prepare(self, X):
         if getattr(self, "projection_", None) is not None:
@@ -196,7 +199,7 @@ class HDBSCANClusterer(_Clusterer):
 
         self.projection_ = None
         if 0 < self.n_dimensions < X.shape[1]:
-            self.projection_ = PCA(self.n_dimensions, random_state=self.seed).fit(X)
+            self.projection_ = PCA(self.n_dimensions, random_state=self.random_state).fit(X)
         self.model_ = hdbscan.HDBSCAN(
             min_cluster_size=self.min_cluster_size,
             min_samples=self.min_samples or None,
@@ -231,15 +234,6 @@ class SOMClusterer(_Clusterer):
     activation distance; weights start from seeded random training samples.
     """
 
-    PARAMS = (
-        "rows",
-        "cols",
-        "sigma",
-        "learning_rate",
-        "neighborhood_function",
-        "activation_distance",
-        "iterations",
-    )
     _CDIST = {
         "cosine": "cosine",
         "euclidean": "euclidean",
@@ -256,7 +250,7 @@ class SOMClusterer(_Clusterer):
         neighborhood_function="triangle",
         activation_distance="cosine",
         iterations=10000,
-        seed=0,
+        random_state=0,
     ):
         self.rows = rows
         self.cols = cols
@@ -265,7 +259,7 @@ class SOMClusterer(_Clusterer):
         self.neighborhood_function = neighborhood_function
         self.activation_distance = activation_distance
         self.iterations = iterations
-        self.seed = seed
+        self.random_state = random_state
 
     def fit(self, X, y=None):
         from minisom import MiniSom
@@ -278,7 +272,7 @@ class SOMClusterer(_Clusterer):
             learning_rate=self.learning_rate,
             neighborhood_function=self.neighborhood_function,
             activation_distance=self.activation_distance,
-            random_seed=self.seed,
+            random_seed=self.random_state,
         )
         self.som_.random_weights_init(X)
         self.som_.train_batch(X, self.iterations)
@@ -303,7 +297,6 @@ class SOMClusterer(_Clusterer):
 class GMMClusterer(_Clusterer):
     """Gaussian mixture; ``init_params`` k-means++ places the initial means as the study."""
 
-    PARAMS = ("n_components", "covariance_type", "tol", "max_iter", "init_params", "reg_covar")
     OUTLIER_SCORE = "negative log-likelihood under the mixture"
 
     def __init__(
@@ -314,7 +307,7 @@ class GMMClusterer(_Clusterer):
         max_iter=1000,
         init_params="k-means++",
         reg_covar=1.0e-6,
-        seed=0,
+        random_state=0,
     ):
         self.n_components = n_components
         self.reg_covar = reg_covar
@@ -322,7 +315,7 @@ class GMMClusterer(_Clusterer):
         self.tol = tol
         self.max_iter = max_iter
         self.init_params = init_params
-        self.seed = seed
+        self.random_state = random_state
 
     def fit(self, X, y=None):
         self.model_ = GaussianMixture(
@@ -332,7 +325,7 @@ class GMMClusterer(_Clusterer):
             max_iter=self.max_iter,
             init_params=self.init_params,
             reg_covar=self.reg_covar,
-            random_state=self.seed,
+            random_state=self.random_state,
         ).fit(X)
         if not self.model_.converged_:
             log.warning("Gaussian mixture did not converge in %d iterations", self.max_iter)
