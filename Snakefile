@@ -2,9 +2,24 @@
 #   snakemake --cores all                                  # built-in demo sky
 #   snakemake --cores all --configfile config/gz2.yaml     # the real release
 #   snakemake --workflow-profile profiles/slurm            # on a SLURM cluster
+from pathlib import Path
+
+from snakemake.utils import min_version
+
+min_version("9.0")
 
 
-configfile: "config/config.yaml"
+# The working directory's config/config.yaml (a deployed workflow's own), else the
+# repository's defaults (snakemake --directory ELSEWHERE).
+DEFAULT_CONFIG = Path("config/config.yaml")
+if not DEFAULT_CONFIG.exists():
+    DEFAULT_CONFIG = Path(workflow.basedir) / "config" / "config.yaml"
+
+
+configfile: str(DEFAULT_CONFIG)
+
+
+report: "workflow/report/workflow.rst"
 
 
 include: "workflow/rules/common.smk"

@@ -32,7 +32,7 @@ rule cluster:
     input:
         train="results/reduction/train.pkl",
         test="results/reduction/test.pkl",
-        reducer="results/reduction/reducer.pkl",
+        reducer=rules.fit_reduction.output.reducer,
         train_shards=hdf5_shards("train"),
         test_shards=hdf5_shards("test"),
         train_map=rules.map_training_split.output.table,
@@ -94,11 +94,7 @@ rule cluster:
         mem_mb=clustering_mem_mb,
         runtime="2h",
     params:
-        # Only this method's section: editing it reruns only this method (and the summary).
-        # Sorted keys: merging config files in another order must not look like an edit.
-        method_params=lambda wildcards: dict(
-            sorted(config["clustering"][wildcards.method].items())
-        ),
+        method_params=clustering_method_params,
         seed=config["seed"],
     script:
         "../../scripts/cluster.py"

@@ -56,7 +56,7 @@ rule train_cnn:
         mem_mb=cnn_mem_mb,
         runtime="8h",
     params:
-        settings=lambda wildcards: cnn_train_settings(wildcards.variant),
+        settings=variant_train_settings,
     script:
         "../../scripts/train_cnn.py"
 
@@ -141,7 +141,7 @@ rule cnn_kfold:
         mem_mb=cnn_mem_mb,
         runtime="24h",
     params:
-        settings=lambda wildcards: cnn_train_settings(wildcards.variant),
+        settings=variant_train_settings,
         k=config["cnn"]["kfold"],
     script:
         "../../scripts/cnn_kfold.py"

@@ -124,6 +124,25 @@ def hdf5_shards(split):
     )
 
 
+def split_hdf5_shards(wildcards):
+    """Input function: the HDF5 shards of the {split} wildcard's split."""
+    return hdf5_shards(wildcards.split)
+
+
+def clustering_method_params(wildcards):
+    """Params function: the {method} wildcard's section of the clustering config.
+
+    Only this section: editing it reruns only this method (and the summary). Sorted
+    keys: merging config files in another order must not look like an edit.
+    """
+    return dict(sorted(config["clustering"][wildcards.method].items()))
+
+
+def variant_train_settings(wildcards):
+    """Params function: the training settings of the {variant} wildcard's CNN."""
+    return cnn_train_settings(wildcards.variant)
+
+
 def jpg_archive_inputs(wildcards):
     """A split's JPEG folders and their failure lists, for its JPEG archive."""
     return {

@@ -88,7 +88,7 @@ rule pack_jpg:
 
 rule pack_hdf5:
     input:
-        shards=lambda wildcards: hdf5_shards(wildcards.split),
+        shards=split_hdf5_shards,
     output:
         archive="results/images/archives/{split}_hdf5.tar.gz",
     log:
@@ -110,7 +110,7 @@ rule pack_hdf5:
 
 rule image_examples:
     input:
-        shards=lambda wildcards: hdf5_shards(wildcards.split),
+        shards=split_hdf5_shards,
     output:
         figure=report(
             "results/images/examples_{split}.png",

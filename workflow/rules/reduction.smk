@@ -45,9 +45,9 @@ rule fit_reduction:
 
 rule reduce_split:
     input:
-        shards=lambda wildcards: hdf5_shards(wildcards.split),
-        reducer="results/reduction/reducer.pkl",
-        scaler="results/reduction/scaler.pkl",
+        shards=split_hdf5_shards,
+        reducer=rules.fit_reduction.output.reducer,
+        scaler=rules.fit_reduction.output.scaler,
     output:
         reduced="results/reduction/{split}.pkl",
     log:
