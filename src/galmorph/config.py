@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -230,3 +231,73 @@ def validate(config: Mapping[str, Any], schema: Mapping[str, Any]) -> None:
         raise ConfigError(
             "invalid configuration:\n" + "\n".join(f"  - {problem}" for problem in problems)
         )
+
+
+def _allowed(node: Mapping[str, Any], definitions: Mapping[str, Any]) -> str:
+    """What a schema node accepts, in words: the enum, or the type and its bounds."""
+    if "$ref" in node:
+        node = {**definitions[node["$ref"].rsplit("/", 1)[-1]], **node}
+    if "enum" in node:
+        return " / ".join(str(value) for value in node["enum"])
+    kind = node.get("type", "")
+    kind = " or ".join(str(k) for k in kind) if isinstance(kind, list) else str(kind)
+    bounds = [
+        f"{symbol} {node[key]}"
+        for key, symbol in (
+            ("minimum", ">="),
+            ("exclusiveMinimum", ">"),
+            ("maximum", "<="),
+            ("exclusiveMaximum", "<"),
+        )
+        if key in node
+    ]
+    return ", ".join([kind, *bounds]) if kind else ", ".join(bounds)
+
+
+def _default(defaults: Mapping[str, Any], path: list[str]) -> str:
+    node: Any = defaults
+    for key in path:
+        if not isinstance(node, Mapping) or key not in node:
+            return ""
+        node = node[key]
+    if isinstance(node, Mapping):
+        return ""
+    return f"`{json.dumps(node)}`"
+
+
+def reference_markdown(schema: Mapping[str, Any], defaults: Mapping[str, Any]) -> str:
+    """``config/README.md``: every key with its default, what it accepts and its description,
+    generated from the schema's ``description:``s and ``config/config.yaml``."""
+    definitions = schema.get("definitions", {})
+    out = [
+        "# Configuration reference",
+        "",
+        "Generated from `workflow/schemas/config.schema.yaml` (descriptions, accepted values)",
+        "and `config/config.yaml` (defaults) by `python -m galmorph.config > config/README.md`;",
+        "a test keeps it current. Overlays (`config/gz2.yaml`, `config/sdss_gz1.yaml`,",
+        "`config/study_chain.yaml`) change some of these values; unknown keys are errors.",
+        "",
+        "| key | default | accepts | description |",
+        "|---|---|---|---|",
+    ]
+
+    def walk(node: Mapping[str, Any], path: list[str]) -> None:
+        for key, child in (node.get("properties") or {}).items():
+            here = [*path, key]
+            description = str(child.get("description", "")).replace("|", "\\|").strip()
+            accepts = "" if "properties" in child else _allowed(child, definitions)
+            out.append(
+                f"| `{'.'.join(here)}` | {_default(defaults, here)} | {accepts} | {description} |"
+            )
+            if "properties" in child:
+                walk(child, here)
+
+    walk(schema, [])
+    return "\n".join(out) + "\n"
+
+
+if __name__ == "__main__":
+    _repo = Path(__file__).resolve().parents[2]
+    _schema = load_schema(_repo / "workflow/schemas/config.schema.yaml")
+    with open(_repo / "config/config.yaml") as _handle:
+        print(reference_markdown(_schema, yaml.safe_load(_handle)), end="")
