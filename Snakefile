@@ -13,7 +13,7 @@ min_version("9.0")
 # repository's defaults (snakemake --directory ELSEWHERE).
 DEFAULT_CONFIG = Path("config/config.yaml")
 if not DEFAULT_CONFIG.exists():
-    DEFAULT_CONFIG = Path(workflow.basedir) / "config" / "config.yaml"
+    DEFAULT_CONFIG = Path(str(workflow.current_basedir)) / "config" / "config.yaml"
 
 
 configfile: str(DEFAULT_CONFIG)

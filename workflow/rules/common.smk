@@ -1,12 +1,14 @@
 import sys
 from pathlib import Path
 
+# This file's repository (workflow.basedir is the deploying workflow's folder when
+# galmorph runs as a module of another Snakefile).
+REPO = Path(str(workflow.current_basedir)).resolve().parents[1]
 # The domain package lives in src/; the workflow imports it without installing it.
-sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+sys.path.insert(0, str(REPO / "src"))
 
 from galmorph import config as galmorph_config  # noqa: E402
 
-REPO = Path(workflow.basedir)
 SCHEMA = galmorph_config.load_schema(REPO / "workflow/schemas/config.schema.yaml")
 galmorph_config.validate(config, SCHEMA)
 #: The clustering methods, as the schema lists them (tests/test_clustering.py checks that
