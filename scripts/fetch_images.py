@@ -6,7 +6,7 @@ from pathlib import Path
 import _bootstrap
 
 from galmorph.acquire import fetch_shard, make_source, resumable_dir
-from galmorph.shards import shard_rows
+from galmorph.sample import shard_rows
 
 
 def main(snakemake):

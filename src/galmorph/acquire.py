@@ -302,17 +302,12 @@ def resumable_dir(final: str | os.PathLike) -> Iterator[Path]:
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
-    """Write ``.<name>.tmp`` next to ``path``, fsync, rename: never a partial final file."""
-    temporary = path.with_name(f".{path.name}.tmp")
-    try:
-        with open(temporary, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
+    """Write ``data`` to ``path`` through :func:`galmorph.io.atomic_path`, fsynced first:
+    never a partial file under the final name, even after a power loss."""
+    with atomic_path(path) as temporary, open(temporary, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
 
 
 def _check_rows(rows: pd.DataFrame, required: tuple[str, ...]) -> pd.DataFrame:
@@ -343,6 +338,19 @@ def write_failures(failures: list[Failure], path: str | Path) -> None:
         writer.writerow(FAILURE_COLUMNS)
         for failure in failures:
             writer.writerow((failure.asset_id, failure.dr7objid, failure.reason))
+
+
+def failed_asset_ids(failures_csv: str | os.PathLike) -> set[int]:
+    """Asset ids listed in a failures CSV of :func:`write_failures` (column ``asset_id``)."""
+    try:
+        frame = pd.read_csv(failures_csv)
+    except pd.errors.EmptyDataError:
+        return set()
+    if "asset_id" not in frame:
+        raise InputDataError(
+            f"{failures_csv}: no asset_id column; rerun the download of this shard"
+        )
+    return set(frame["asset_id"].astype("int64").tolist())
 
 
 def _quarantine(folder: Path, asset_id: int, data: bytes | None) -> None:

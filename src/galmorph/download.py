@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import gzip
-import hashlib
 import http.client
 import json
 import logging
@@ -31,6 +30,7 @@ from typing import TypeVar
 from tqdm import tqdm
 
 from galmorph.errors import DownloadError
+from galmorph.io import sha256_of
 
 log = logging.getLogger(__name__)
 
@@ -263,14 +263,6 @@ def read_bytes(
         backoff_s=backoff_s,
         what=url_or_path,
     )
-
-
-def sha256_of(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _progress(total: int | None, initial: int, name: str, enabled: bool) -> tqdm:
@@ -585,7 +577,6 @@ __all__ = [
     "open_url",
     "range_ignored_error",
     "read_bytes",
-    "sha256_of",
     "table_check",
     "with_retries",
 ]

@@ -4,10 +4,23 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import hashlib
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
+
+
+def sha256_of(source: str | Path | BinaryIO) -> str:
+    """Hex SHA-256 of a file, by path or open binary handle, read in 1 MB blocks."""
+    if isinstance(source, str | os.PathLike):
+        with open(source, "rb") as handle:
+            return sha256_of(handle)
+    digest = hashlib.sha256()
+    for block in iter(lambda: source.read(1 << 20), b""):
+        digest.update(block)
+    return digest.hexdigest()
 
 
 @contextlib.contextmanager

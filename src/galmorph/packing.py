@@ -16,7 +16,6 @@ function of the members and the level only: the same inputs give the same bytes.
 from __future__ import annotations
 
 import gzip
-import hashlib
 import os
 import sys
 import tarfile
@@ -26,7 +25,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from galmorph.errors import InputDataError
-from galmorph.io import atomic_path
+from galmorph.io import atomic_path, sha256_of
 
 FILE_MODE = 0o644
 _COPY_BUFFER = 1 << 20
@@ -143,13 +142,6 @@ def pack(
     return len(names)
 
 
-def _sha256(handle) -> str:
-    digest = hashlib.sha256()
-    for block in iter(lambda: handle.read(_COPY_BUFFER), b""):
-        digest.update(block)
-    return digest.hexdigest()
-
-
 def verify(
     archive: str | os.PathLike,
     members: Mapping[str, os.PathLike] | Iterable[tuple[str, os.PathLike]],
@@ -173,8 +165,8 @@ def verify(
                 if not info.isreg():
                     raise InputDataError(f"{archive}: member {info.name!r} is not a file")
                 with open(expected[info.name], "rb") as source:
-                    want = _sha256(source)
-                got = _sha256(tar.extractfile(info))
+                    want = sha256_of(source)
+                got = sha256_of(tar.extractfile(info))
                 if got != want:
                     raise InputDataError(
                         f"{archive}: member {info.name!r} differs from {expected[info.name]}"

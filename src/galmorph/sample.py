@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -213,3 +214,40 @@ def plot_class_histogram(
     with atomic_path(path, suffix=".png") as temporary:
         fig.savefig(temporary, dpi=120)
     plt.close(fig)
+
+
+# -- the rows of one shard of a split ----------------------------------------------
+ID_COLUMNS = ("dr7objid", "asset_id")
+
+
+def shard_names(n_shards: int) -> list[str]:
+    """The ``{shard}`` wildcard values: ``["0000", "0001", ...]``."""
+    return [f"{shard:04d}" for shard in range(n_shards)]
+
+
+def shard_rows(sample_csv: str | os.PathLike, n_shards: int, shard: int) -> pd.DataFrame:
+    """The contiguous block of rows of a split CSV that belongs to ``shard``.
+
+    Raises
+    ------
+    InputDataError
+        If the CSV lacks a column of the sample contract or has too few rows.
+    """
+    try:
+        frame = pd.read_csv(sample_csv, dtype={column: "int64" for column in ID_COLUMNS})
+    except (ValueError, OSError) as error:
+        raise InputDataError(
+            f"{sample_csv}: not a readable sample CSV with integer dr7objid and asset_id "
+            f"({error}); rerun the sample rule"
+        ) from error
+    missing = [column for column in ("dr7objid", "asset_id", "class") if column not in frame]
+    if missing:
+        raise InputDataError(
+            f"{sample_csv}: missing column(s) {missing}; a sample CSV has {list(SAMPLE_COLUMNS)}"
+        )
+    if len(frame) < n_shards:
+        raise InputDataError(
+            f"{sample_csv}: {len(frame)} rows cannot fill {n_shards} shards; lower images.n_shards"
+        )
+    start, stop = shard_bounds(len(frame), n_shards, shard)
+    return frame.iloc[start:stop].reset_index(drop=True)

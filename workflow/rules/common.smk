@@ -8,6 +8,7 @@ REPO = Path(str(workflow.current_basedir)).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
 from galmorph import config as galmorph_config  # noqa: E402
+from galmorph.sample import shard_names  # noqa: E402
 
 SCHEMA = galmorph_config.load_schema(REPO / "workflow/schemas/config.schema.yaml")
 galmorph_config.validate(config, SCHEMA)
@@ -109,7 +110,7 @@ def images_source():
 
 def shards():
     """The {shard} values of a split: ["0000", "0001", ...]."""
-    return [f"{shard:04d}" for shard in range(config["images"]["n_shards"])]
+    return shard_names(config["images"]["n_shards"])
 
 
 def jpg_shards(split):
