@@ -11,14 +11,14 @@ from typing import Any
 import jsonschema
 import yaml
 
+from galmorph.cnn.settings import MIN_INPUT_SIZE
 from galmorph.errors import GalmorphError
 from galmorph.packing import COMPRESSORS
 
 #: Galaxies in gz2_hart16 (Hart et al. 2016): no sample can be larger.
 GZ2_CATALOGUE_ROWS = 239_695
-#: Smallest input side of each CNN preset (galmorph.cnn.models.min_input_size,
-#: repeated here so that checking a config does not load TensorFlow).
-CNN_MIN_INPUT_SIZE = {"study": 38, "deeper": 16, "resnet": 16}
+#: Smallest input side of each CNN preset (owned by galmorph.cnn.settings, TensorFlow-free).
+CNN_MIN_INPUT_SIZE = MIN_INPUT_SIZE
 
 
 class ConfigError(GalmorphError, ValueError):

@@ -8,6 +8,7 @@ REPO = Path(str(workflow.current_basedir)).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
 from galmorph import config as galmorph_config  # noqa: E402
+from galmorph.cnn import settings as cnn_settings  # noqa: E402
 from galmorph.sample import shard_names  # noqa: E402
 
 SCHEMA = galmorph_config.load_schema(REPO / "workflow/schemas/config.schema.yaml")
@@ -211,12 +212,7 @@ def cnn_train_settings(variant):
     not retrain the balanced model. Keys are sorted: a config with its keys in
     another order must not rerun the training.
     """
-    keys = (
-        "architecture", "crop", "input_size", "epochs", "batch_size", "learning_rate",
-        "validation_fraction", "early_stopping_patience", "reduce_lr_patience",
-        "selection_metric", "measure_crop", "measures",
-    )  # fmt: skip
-    settings = {key: config["cnn"][key] for key in keys}
+    settings = {key: config["cnn"][key] for key in cnn_settings.config_keys()}
     settings["class_weights"] = (
         config["cnn"]["class_weights"] if variant == "unbalanced" else "none"
     )

@@ -2,6 +2,8 @@
 
 Modules
 -------
+settings
+    The training settings and the presets' smallest inputs (no TensorFlow).
 shards
     Row index over HDF5 shards (h5py only, no TensorFlow).
 balance

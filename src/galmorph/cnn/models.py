@@ -37,6 +37,7 @@ import numpy as np
 import tensorflow as tf
 from keras import layers
 
+from galmorph.cnn.settings import MIN_INPUT_SIZE
 from galmorph.errors import InputDataError
 
 ARCHITECTURES = ("study", "deeper", "resnet")
@@ -151,8 +152,8 @@ def _resnet(inputs, measures, n_classes: int):
 
 
 def min_input_size(architecture: str) -> int:
-    """Smallest input side the preset accepts (``study``: every layer keeps >= 1 pixel)."""
-    return {"study": 38, "deeper": 16, "resnet": 16}[architecture]
+    """Smallest input side the preset accepts (:data:`galmorph.cnn.settings.MIN_INPUT_SIZE`)."""
+    return MIN_INPUT_SIZE[architecture]
 
 
 def learning_rate_schedule(

@@ -31,64 +31,12 @@ from galmorph.cnn.checkpoint import Checkpoint, training_key
 from galmorph.cnn.data import Augmentation, index_measures, make_dataset, mirror_map
 from galmorph.cnn.evaluate import SCALAR_METRICS, compute_metrics, predict_index
 from galmorph.cnn.models import RECIPES, build_model
+from galmorph.cnn.settings import CLASS_WEIGHTS, SELECTION_METRICS, TrainSettings  # noqa: F401
 from galmorph.cnn.shards import ShardIndex, source_image_size
 from galmorph.errors import InputDataError
 from galmorph.io import atomic_path
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class TrainSettings:
-    """The ``cnn.*`` config keys that shape a training run."""
-
-    architecture: str = "study"
-    crop: int | None = 174
-    input_size: int = 64
-    epochs: int = 40
-    batch_size: int = 64
-    learning_rate: float = 1.0e-3
-    validation_fraction: float = 0.1
-    #: none | sqrt | inverse: loss weight of a class from its training frequency
-    class_weights: str = "none"
-    early_stopping_patience: int = 5
-    reduce_lr_patience: int = 3
-    #: macro_f1 | balanced_accuracy | loss: the validation score that picks the epoch
-    selection_metric: str = "loss"
-    #: native pixels of the central crop whose morphology is measured; 0: no measures input
-    measure_crop: int = 0
-    #: which measures (galmorph.measures.MEASURE_SETS) the measures input takes
-    measures: str = "morphometry"
-    #: the cnn.augment keys (Augmentation); None: every epoch sees the stored pixels
-    augment: dict | None = None
-    #: class pairs a mirror turns into each other (clockwise <-> anticlockwise)
-    mirror_pairs: tuple = ()
-    seed: int = 31
-
-    def __post_init__(self):
-        # config files of earlier releases had a boolean
-        if isinstance(self.class_weights, bool):
-            object.__setattr__(self, "class_weights", "inverse" if self.class_weights else "none")
-        if self.class_weights not in CLASS_WEIGHTS:
-            raise InputDataError(
-                f"cnn.class_weights is {self.class_weights!r}; choose one of "
-                f"{', '.join(CLASS_WEIGHTS)}"
-            )
-        if self.selection_metric not in SELECTION_METRICS:
-            raise InputDataError(
-                f"cnn.selection_metric is {self.selection_metric!r}; choose one of "
-                f"{', '.join(SELECTION_METRICS)}"
-            )
-        object.__setattr__(self, "mirror_pairs", tuple(tuple(p) for p in self.mirror_pairs))
-
-    def augmentation(self) -> Augmentation | None:
-        return None if self.augment is None else Augmentation(**self.augment)
-
-
-#: Values of ``cnn.class_weights``.
-CLASS_WEIGHTS = ("none", "sqrt", "inverse")
-#: Values of ``cnn.selection_metric``, each a validation score in the history.
-SELECTION_METRICS = ("macro_f1", "balanced_accuracy", "loss")
 
 
 @dataclass

@@ -1,0 +1,78 @@
+"""The CNN's settings without TensorFlow: what the workflow and the config checks read.
+
+:class:`TrainSettings` is the one list of the ``cnn.*`` keys that shape a training run
+(``workflow/rules/common.smk`` builds each variant's settings from its fields), and
+:data:`MIN_INPUT_SIZE` the one table of the presets' smallest inputs (the config check
+and :func:`galmorph.cnn.models.build_model` both read it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+from galmorph.cnn.views import Augmentation
+from galmorph.errors import InputDataError
+
+#: Values of ``cnn.class_weights``.
+CLASS_WEIGHTS = ("none", "sqrt", "inverse")
+#: Values of ``cnn.selection_metric``, each a validation score in the history.
+SELECTION_METRICS = ("macro_f1", "balanced_accuracy", "loss")
+#: Smallest input side each preset accepts (``study``: every layer keeps >= 1 pixel).
+MIN_INPUT_SIZE = {"study": 38, "deeper": 16, "resnet": 16}
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """The ``cnn.*`` config keys that shape a training run."""
+
+    architecture: str = "study"
+    crop: int | None = 174
+    input_size: int = 64
+    epochs: int = 40
+    batch_size: int = 64
+    learning_rate: float = 1.0e-3
+    validation_fraction: float = 0.1
+    #: none | sqrt | inverse: loss weight of a class from its training frequency
+    class_weights: str = "none"
+    early_stopping_patience: int = 5
+    reduce_lr_patience: int = 3
+    #: macro_f1 | balanced_accuracy | loss: the validation score that picks the epoch
+    selection_metric: str = "loss"
+    #: native pixels of the central crop whose morphology is measured; 0: no measures input
+    measure_crop: int = 0
+    #: which measures (galmorph.measures.MEASURE_SETS) the measures input takes
+    measures: str = "morphometry"
+    #: the cnn.augment keys (Augmentation); None: every epoch sees the stored pixels
+    augment: dict | None = None
+    #: class pairs a mirror turns into each other (clockwise <-> anticlockwise)
+    mirror_pairs: tuple = ()
+    seed: int = 31
+
+    def __post_init__(self):
+        # config files of earlier releases had a boolean
+        if isinstance(self.class_weights, bool):
+            object.__setattr__(self, "class_weights", "inverse" if self.class_weights else "none")
+        if self.class_weights not in CLASS_WEIGHTS:
+            raise InputDataError(
+                f"cnn.class_weights is {self.class_weights!r}; choose one of "
+                f"{', '.join(CLASS_WEIGHTS)}"
+            )
+        if self.selection_metric not in SELECTION_METRICS:
+            raise InputDataError(
+                f"cnn.selection_metric is {self.selection_metric!r}; choose one of "
+                f"{', '.join(SELECTION_METRICS)}"
+            )
+        object.__setattr__(self, "mirror_pairs", tuple(tuple(p) for p in self.mirror_pairs))
+
+    def augmentation(self) -> Augmentation | None:
+        return None if self.augment is None else Augmentation(**self.augment)
+
+
+#: TrainSettings fields the workflow sets per variant or from elsewhere in the config,
+#: not copied from ``cnn.<field>``.
+DERIVED_FIELDS = ("class_weights", "augment", "mirror_pairs", "seed")
+
+
+def config_keys() -> tuple[str, ...]:
+    """The ``cnn.*`` config keys copied into :class:`TrainSettings` as they are."""
+    return tuple(f.name for f in fields(TrainSettings) if f.name not in DERIVED_FIELDS)
