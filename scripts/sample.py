@@ -4,7 +4,7 @@ import logging
 import _bootstrap  # noqa: F401
 
 from galmorph.classes import CLASS_NAMES
-from galmorph.folder import folder_galaxies, list_images, read_labels, stratified_split
+from galmorph.folder import folder_galaxies, list_images, read_labels, split_folder
 from galmorph.io import atomic_path
 from galmorph.sample import (
     Sample,
@@ -37,7 +37,9 @@ def folder_sample(snakemake) -> tuple[Sample, list[str]]:
         list_images(snakemake.input.images, folder["filename_pattern"]),
         folder.get("classes") or None,
     )
-    train, test = stratified_split(galaxies, params.n_train, params.n_test, params.seed)
+    train, test = split_folder(
+        galaxies, params.n_train, params.n_test, params.seed, folder.get("stratify", True)
+    )
     counts.update(train=len(train), test=len(test))
     return Sample(train=train, test=test, counts=counts), class_names
 

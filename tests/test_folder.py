@@ -4,7 +4,13 @@ from conftest import GZ1 as SDSS
 from conftest import require_shared
 
 from galmorph.errors import InputDataError
-from galmorph.folder import folder_galaxies, list_images, read_labels, stratified_split
+from galmorph.folder import (
+    folder_galaxies,
+    list_images,
+    read_labels,
+    split_folder,
+    stratified_split,
+)
 
 SDSS_CLASSES = ["elliptical", "edge_on", "spiral_cw", "spiral_acw", "merger", "dont_know"]
 
@@ -114,3 +120,22 @@ def test_directory_source_reads_the_pattern_and_reencodes_png(tmp_path):
     with Image.open(tmp_path / "out" / "1.jpg") as image:
         assert image.format == "JPEG" and image.size == (40, 40)
     assert "missing" in pd.read_csv(tmp_path / "f.csv")["reason"].iloc[0]
+
+
+def test_stratify_switch_chooses_the_split():
+    """folder.stratify: true keeps each class's share in both splits; false draws at random
+    (seeded), so a rare class may miss a split."""
+    galaxies = pd.DataFrame(
+        {"asset_id": range(100), "class": ["a"] * 90 + ["b"] * 10, "dr7objid": range(100)}
+    )
+    strat_train, strat_test = split_folder(galaxies, 50, 50, seed=3, stratify=True)
+    assert (strat_train["class"] == "b").sum() == 5 and (strat_test["class"] == "b").sum() == 5
+    shares = set()
+    for seed in range(20):
+        train, test = split_folder(galaxies, 50, 50, seed=seed, stratify=False)
+        assert sorted([*train["asset_id"], *test["asset_id"]]) == list(range(100))
+        shares.add(int((train["class"] == "b").sum()))
+    assert len(shares) > 1  # not stratified: the rare class's count varies with the seed
+    again, _ = split_folder(galaxies, 50, 50, seed=7, stratify=False)
+    first, _ = split_folder(galaxies, 50, 50, seed=7, stratify=False)
+    pd.testing.assert_frame_equal(again, first)

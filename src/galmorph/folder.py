@@ -183,6 +183,28 @@ def stratified_split(
     return train, test
 
 
+def random_split(
+    galaxies: pd.DataFrame, n_train: int, n_test: int, seed: int
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Seeded split without regard to class (``folder.stratify: false``): a permutation of
+    the rows (sorted by id, so file order does not matter), the first ``n_train`` train."""
+    wanted = n_train + n_test
+    if wanted > len(galaxies):
+        raise InputDataError(
+            f"sample.n_train + sample.n_test = {wanted} but the folder has only "
+            f"{len(galaxies)} usable labelled images: lower the sample sizes"
+        )
+    order = np.random.default_rng(seed).permutation(len(galaxies))
+    train = galaxies.iloc[order[:n_train]].reset_index(drop=True)
+    test = galaxies.iloc[order[n_train:wanted]].reset_index(drop=True)
+    return train, test
+
+
+def split_folder(galaxies: pd.DataFrame, n_train: int, n_test: int, seed: int, stratify: bool):
+    """The sample of a folder dataset: :func:`stratified_split` or :func:`random_split`."""
+    return (stratified_split if stratify else random_split)(galaxies, n_train, n_test, seed)
+
+
 def _quota(available: pd.Series, n: int) -> pd.Series:
     """Split ``n`` over classes in proportion to ``available`` (largest remainder)."""
     exact = available / available.sum() * n
