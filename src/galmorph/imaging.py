@@ -44,6 +44,17 @@ def _describe(source) -> str:
     return f"<{len(source)} bytes>"
 
 
+def policy_problem(mode: str, shape: tuple[int, int], size: int, size_policy: str) -> str | None:
+    """Why the size policy refuses an image of ``mode`` and ``shape`` (width, height), or
+    None if it takes it (as it is, or converted). Download verification asks this before
+    storing a file; :func:`load_image` before converting one."""
+    if size_policy not in SIZE_POLICIES:
+        raise ValueError(f"size_policy must be one of {SIZE_POLICIES}, got {size_policy!r}")
+    if size_policy == "reject" and (tuple(shape) != (size, size) or mode != "RGB"):
+        return f"{shape[0]}x{shape[1]} {mode}, expected {size}x{size} RGB (size_policy reject)"
+    return None
+
+
 def load_image(
     source: str | os.PathLike | bytes | bytearray | memoryview,
     size: int = GZ2_SIZE,
@@ -79,10 +90,10 @@ def load_image(
             image.load()
             if image.mode == "RGB" and image.size == (size, size):
                 return np.asarray(image)
-            if size_policy == "reject":
+            problem = policy_problem(image.mode, image.size, size, size_policy)
+            if problem:
                 raise ImageFormatError(
-                    f"{label}: image is {image.size[0]}x{image.size[1]} {image.mode}, "
-                    f"not {size}x{size} RGB, and images.size_policy is 'reject'; "
+                    f"{label}: image is {problem}, not {size}x{size} RGB; "
                     "set images.size_policy: resize to convert such images"
                 )
             return np.asarray(_conform(image, size))
