@@ -23,6 +23,7 @@ Readers stream batches from a list of shards::
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from collections import OrderedDict
@@ -98,6 +99,50 @@ def _dataset_options(compression: str, gzip_level: int) -> dict:
     raise ValueError(f"compression must be one of {COMPRESSIONS}, got {compression!r}")
 
 
+@contextlib.contextmanager
+def shard_writer(
+    out_path: str | os.PathLike,
+    n_images: int,
+    side: int,
+    class_names: Sequence[str],
+    *,
+    compression: str = "none",
+    gzip_level: int = 4,
+    attrs: Mapping[str, object] | None = None,
+) -> Iterator[h5py.File]:
+    """Open a new shard of ``n_images`` ``side x side`` RGB images: the format's one writer.
+
+    Yields the open file with its ``images`` dataset (one image per chunk) and the
+    ``class_names``, ``size`` and ``compression`` attributes; the caller fills the
+    images and calls :func:`write_rows`. The file appears under ``out_path`` only when
+    the block completes.
+    """
+    options = _dataset_options(compression, gzip_level)
+    with atomic_path(out_path, suffix=".h5") as temporary, h5py.File(temporary, "w") as handle:
+        handle.create_dataset(
+            "images",
+            shape=(n_images, side, side, 3),
+            dtype=np.uint8,
+            chunks=(1, side, side, 3),
+            maxshape=(None, side, side, 3),  # also allows a shard with no image
+            **options,
+        )
+        handle.attrs["class_names"] = list(class_names)
+        handle.attrs["size"] = side
+        handle.attrs["compression"] = compression
+        handle.attrs["gzip_level"] = gzip_level if compression == "gzip" else -1
+        for key, value in (attrs or {}).items():
+            handle.attrs[key] = value
+        yield handle
+
+
+def write_rows(handle: h5py.File, asset_id, dr7objid, labels) -> None:
+    """The per-row columns of the format (:data:`REQUIRED_COLUMNS`), in image order."""
+    handle.create_dataset("asset_id", data=np.asarray(asset_id, dtype=np.int64))
+    handle.create_dataset("dr7objid", data=np.asarray(dr7objid, dtype=np.int64))
+    handle.create_dataset("class", data=np.asarray(labels, dtype=np.int16))
+
+
 def convert_shard(
     jpg_dir: str | os.PathLike,
     rows: pd.DataFrame,
@@ -150,7 +195,7 @@ def convert_shard(
     jpg_dir, out_path = Path(jpg_dir), Path(out_path)
     if size_policy not in SIZE_POLICIES:
         raise ValueError(f"size_policy must be one of {SIZE_POLICIES}, got {size_policy!r}")
-    options = _dataset_options(compression, gzip_level)
+    _dataset_options(compression, gzip_level)  # a bad compression fails before any work
     missing = [column for column in REQUIRED_COLUMNS if column not in rows.columns]
     if missing:
         raise InputDataError(
@@ -171,46 +216,29 @@ def convert_shard(
             f"listed as failed downloads, e.g. {absent[0].name}; rerun the download of this shard"
         )
 
-    with atomic_path(out_path, suffix=".h5") as temporary:
-        with h5py.File(temporary, "w") as handle:
-            images = handle.create_dataset(
-                "images",
-                shape=(len(files), size, size, 3),
-                dtype=np.uint8,
-                chunks=(1, size, size, 3),
-                maxshape=(None, size, size, 3),  # also allows a shard with no image
-                **options,
-            )
-            # Without a filter a chunk is the raw array: writing it directly skips
-            # HDF5's selection machinery, the main cost after decoding.
-            direct = compression == "none"
-            bar = tqdm(
-                files,
-                desc=f"convert {out_path.name}",
-                unit="img",
-                file=sys.stderr,
-                disable=not progress,
-                mininterval=2.0,
-            )
-            for i, path in enumerate(bar):
-                pixels = load_image(path, size, size_policy)
-                if direct:
-                    images.id.write_direct_chunk((i, 0, 0, 0), np.ascontiguousarray(pixels))
-                else:
-                    images[i] = pixels
-            handle.create_dataset("asset_id", data=asset_ids)
-            handle.create_dataset("dr7objid", data=rows["dr7objid"].to_numpy(np.int64))
-            handle.create_dataset("class", data=labels)
-            handle.attrs["class_names"] = list(class_names)
-            handle.attrs["size"] = size
-            handle.attrs["size_policy"] = size_policy
-            handle.attrs["compression"] = compression
-            handle.attrs["gzip_level"] = gzip_level if compression == "gzip" else -1
-            # Shards keep the whole image; each later stage crops to its own parameter.
-            handle.attrs["crop"] = "none"
-            handle.attrs["n_skipped"] = n_skipped
-            for key, value in (attrs or {}).items():
-                handle.attrs[key] = value
+    # Shards keep the whole image; each later stage crops to its own parameter.
+    info = {"size_policy": size_policy, "crop": "none", "n_skipped": n_skipped, **(attrs or {})}
+    with shard_writer(out_path, len(files), size, class_names, compression=compression,
+                      gzip_level=gzip_level, attrs=info) as handle:  # fmt: skip
+        images = handle["images"]
+        # Without a filter a chunk is the raw array: writing it directly skips
+        # HDF5's selection machinery, the main cost after decoding.
+        direct = compression == "none"
+        bar = tqdm(
+            files,
+            desc=f"convert {out_path.name}",
+            unit="img",
+            file=sys.stderr,
+            disable=not progress,
+            mininterval=2.0,
+        )
+        for i, path in enumerate(bar):
+            pixels = load_image(path, size, size_policy)
+            if direct:
+                images.id.write_direct_chunk((i, 0, 0, 0), np.ascontiguousarray(pixels))
+            else:
+                images[i] = pixels
+        write_rows(handle, asset_ids, rows["dr7objid"].to_numpy(np.int64), labels)
     return ConversionReport(out_path, len(files), n_skipped)
 
 
@@ -298,34 +326,52 @@ def read_class_names(paths) -> list[str]:
     return names
 
 
-def _read_column(paths, name: str) -> np.ndarray:
+def read_column(paths, name: str, *, required: bool = True) -> np.ndarray | None:
+    """One per-row dataset of every shard, concatenated in reading order.
+
+    A shard without it: an error, or with ``required=False`` None (optional columns
+    such as a balanced set's ``dr7objid``).
+    """
     parts = []
     for path in _paths(paths):
         with _open(path) as handle:
+            if name not in handle:
+                if required:
+                    raise InputDataError(f"{path}: no {name!r} column; {REDO}")
+                return None
             parts.append(handle[name][()])
     return np.concatenate(parts) if parts else np.empty(0, dtype=np.int64)
 
 
 def read_labels(paths) -> np.ndarray:
     """Class indices of all images, in the order :func:`iter_batches` gives unshuffled."""
-    return _read_column(paths, "class")
+    return read_column(paths, "class")
 
 
 def read_asset_ids(paths) -> np.ndarray:
     """Asset ids of all images, in the order :func:`iter_batches` gives unshuffled."""
-    return _read_column(paths, "asset_id")
+    return read_column(paths, "asset_id")
+
+
+def crop_bounds(size: int, crop: int | None, where: str = "the stored images") -> tuple[int, int]:
+    """Start and stop of the central ``crop`` pixels of ``size`` (424, 174 -> 125, 299).
+
+    The one definition of the central crop, for every reader (reduction, CNN pipeline,
+    balanced set, prediction); None (or the full side) keeps the whole image.
+    """
+    if crop is None or crop == size:
+        return 0, size
+    if not 0 < crop <= size:
+        raise InputDataError(
+            f"{where}: crop {crop} does not fit its {size}x{size} images; "
+            f"choose a crop between 1 and {size} (reduction.crop, cnn.crop) or raise images.size"
+        )
+    start = (size - crop) // 2
+    return start, start + crop
 
 
 def _crop_window(size: int, crop: int | None, path: Path) -> slice:
-    if crop is None:
-        return slice(0, size)
-    if not 0 < crop <= size:
-        raise InputDataError(
-            f"{path}: crop {crop} does not fit its {size}x{size} images; "
-            f"choose a crop between 1 and {size}"
-        )
-    start = (size - crop) // 2
-    return slice(start, start + crop)
+    return slice(*crop_bounds(size, crop, str(path)))
 
 
 def iter_batches(

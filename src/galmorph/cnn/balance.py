@@ -32,9 +32,9 @@ import pandas as pd
 from PIL import Image
 from tqdm import tqdm
 
+from galmorph import hdf5
 from galmorph.cnn.shards import ShardIndex, central_crop_bounds
 from galmorph.errors import InputDataError
-from galmorph.io import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -230,17 +230,6 @@ def transform_image(
     return np.asarray(result)
 
 
-def _read_column(paths: tuple[str, ...], name: str) -> np.ndarray | None:
-    """One per-row dataset of every shard, concatenated; None if a shard lacks it."""
-    parts = []
-    for path in paths:
-        with h5py.File(path, "r") as handle:
-            if name not in handle:
-                return None
-            parts.append(handle[name][:].astype(np.int64))
-    return np.concatenate(parts)
-
-
 def build_balanced_set(
     train_paths: list[str | Path], out_path: str | Path, settings: BalanceSettings
 ) -> pd.DataFrame:
@@ -266,14 +255,21 @@ def build_balanced_set(
     start, stop = central_crop_bounds(index.image_size, settings.crop)
     side = stop - start
     n = len(plan)
-    with atomic_path(out_path, suffix=".h5") as temporary, h5py.File(temporary, "w") as out:
-        images = out.create_dataset(
-            "images",
-            (n, side, side, 3),
-            dtype="uint8",
-            chunks=(1, side, side, 3),
-            compression="lzf",
-        )
+    with h5py.File(index.paths[0], "r") as first:
+        source_attr = first.attrs.get("source", "")
+    attrs = {
+        "source": source_attr,
+        "size_policy": f"central crop {side} of {index.image_size}",
+        "split": "train",
+        "shard": 0,
+        "balanced_from": [str(path) for path in index.paths],
+        "dropped_classes": dropped,
+        "source_image_size": index.image_size,
+    }
+    with hdf5.shard_writer(
+        out_path, n, side, index.class_names, compression="lzf", attrs=attrs
+    ) as out:
+        images = out["images"]
         # Reading in source order keeps each shard's file access sequential.
         order = np.argsort(plan["source_index"].to_numpy(), kind="stable")
         sources = plan["source_index"].to_numpy()[order]
@@ -288,26 +284,13 @@ def build_balanced_set(
                 )
             images[position] = image[start:stop, start:stop]
         source = plan["source_index"].to_numpy()
-        out["asset_id"] = index.asset_id[source]
-        out["class"] = plan["label"].to_numpy().astype(np.int16)
-        dr7objid = _read_column(index.paths, "dr7objid")
-        if dr7objid is not None:
-            out["dr7objid"] = dr7objid[source]
-        with h5py.File(index.paths[0], "r") as first:
-            out.attrs["source"] = first.attrs.get("source", "")
+        dr7objid = hdf5.read_column(index.paths, "dr7objid")
+        hdf5.write_rows(out, index.asset_id[source], dr7objid[source], plan["label"].to_numpy())
         out["synthetic"] = plan["synthetic"].to_numpy()
         out["source_index"] = source.astype(np.int64)
         for column in ("angle", "shift_x", "shift_y", "zoom"):
             out[column] = plan[column].to_numpy().astype(np.float32)
         out["flip"] = plan["flip"].to_numpy()
-        out.attrs["class_names"] = list(index.class_names)
-        out.attrs["size_policy"] = f"central crop {side} of {index.image_size}"
-        out.attrs["compression"] = "lzf"
-        out.attrs["split"] = "train"
-        out.attrs["shard"] = 0
-        out.attrs["balanced_from"] = [str(path) for path in index.paths]
-        out.attrs["dropped_classes"] = dropped
-        out.attrs["source_image_size"] = index.image_size
         out.attrs["per_class"] = settings.per_class
         out.attrs["seed"] = settings.seed
     summary = (

@@ -19,6 +19,7 @@ import h5py
 import numpy as np
 
 from galmorph.errors import InputDataError
+from galmorph.hdf5 import crop_bounds
 
 REQUIRED_DATASETS = ("images", "asset_id", "class")
 
@@ -34,16 +35,8 @@ def source_image_size(path: str | Path) -> int:
 
 
 def central_crop_bounds(size: int, crop: int | None) -> tuple[int, int]:
-    """Start and stop of the central ``crop`` pixels of ``size`` (study: 424, 174 -> 125, 299)."""
-    if crop is None or crop >= size:
-        if crop is not None and crop > size:
-            raise InputDataError(
-                f"crop of {crop} pixels is larger than the stored images ({size} pixels): "
-                "lower cnn.crop or raise images.size"
-            )
-        return 0, size
-    start = (size - crop) // 2
-    return start, start + crop
+    """The central crop of the shard format (:func:`galmorph.hdf5.crop_bounds`)."""
+    return crop_bounds(size, crop)
 
 
 @dataclass(frozen=True)
