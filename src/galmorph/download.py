@@ -212,25 +212,21 @@ def _content_length(response) -> int | None:
     return int(value) if value is not None and value.isdigit() else None
 
 
-def http_get(url: str, *, timeout_s: float, byte_range: tuple[int, int] | None = None) -> bytes:
-    """One GET attempt returning the whole body (or the inclusive ``byte_range``).
+def http_get(url: str, *, timeout_s: float) -> bytes:
+    """One GET attempt returning the whole body.
+
+    (Byte ranges go through ``galmorph.remote_zip``'s reader, which checks each
+    answer's Content-Range; both open connections with :func:`open_url`.)
 
     Raises
     ------
     TransientError
         Network failures, 5xx/429 and bodies shorter than announced.
     DownloadError
-        4xx answers, and a ranged request the server answered with the whole
-        file (it ignores ``Range``): reading on would download all of it.
+        4xx answers.
     """
-    headers = {}
-    if byte_range is not None:
-        start, stop = byte_range
-        headers["Range"] = f"bytes={start}-{stop}"
     try:
-        with open_url(url, timeout_s=timeout_s, headers=headers) as response:
-            if byte_range is not None and response.status != 206:
-                raise range_ignored_error(url, response.status)
+        with open_url(url, timeout_s=timeout_s) as response:
             return _read_exactly(response, _content_length(response))
     except (TransientError, DownloadError):
         raise
