@@ -82,27 +82,54 @@ def schema_errors(config: Mapping[str, Any], schema: Mapping[str, Any]) -> list[
 
 def consistency_errors(config: Mapping[str, Any]) -> list[str]:
     """Problems no schema can express: limits that depend on other keys."""
-    problems = []
-    sample, images, reduction = config["sample"], config["images"], config["reduction"]
+    checks = (
+        _sample_errors,
+        _dataset_errors,
+        _crop_errors,
+        _cnn_input_errors,
+        _mirror_errors,
+        _reduction_errors,
+        _archive_errors,
+        _count_errors,
+    )
+    return [problem for check in checks for problem in check(config)]
+
+
+def _sample_errors(config: Mapping[str, Any]) -> list[str]:
+    """The sample fits in what the dataset supplies."""
+    sample = config["sample"]
     wanted = sample["n_train"] + sample["n_test"]
     if config["dataset"] == "demo":
         demo = config["demo"]
         supply = demo["n_galaxies"] - demo["n_malformed"]
         if wanted > supply:
-            problems.append(
+            return [
                 f"sample.n_train + sample.n_test = {wanted} but the demo sky has only "
                 f"{supply} labelled galaxies with an image (demo.n_galaxies - demo.n_malformed): "
                 "lower the sample sizes or raise demo.n_galaxies"
-            )
+            ]
     elif config["dataset"] == "gz2" and wanted > GZ2_CATALOGUE_ROWS:
-        problems.append(
+        return [
             f"sample.n_train + sample.n_test = {wanted} but gz2_hart16 has only "
             f"{GZ2_CATALOGUE_ROWS} galaxies"
-        )
+        ]
+    return []
+
+
+def _dataset_errors(config: Mapping[str, Any]) -> list[str]:
+    """What the chosen dataset needs: URLs for gz2, the folder section for folder."""
+    problems = []
+    images = config["images"]
     if config["dataset"] == "gz2":
         for key in ("hart16_url", "mapping_url"):
             if not config["catalogue"][key]:
                 problems.append(f"config key 'catalogue.{key}' is empty; dataset gz2 needs a URL")
+        source_key = {"zip": "zip_url", "cutout": "cutout_url", "directory": "directory"}
+        key = source_key[images["source"]]
+        if not images.get(key):
+            problems.append(
+                f"config key 'images.{key}' is empty; images.source {images['source']!r} needs it"
+            )
     if config["dataset"] == "folder":
         folder = config.get("folder")
         required = ("images", "labels", "id_column", "label_column", "filename_pattern")
@@ -114,63 +141,83 @@ def consistency_errors(config: Mapping[str, Any]) -> list[str]:
                 for key in required
                 if key not in folder
             ]
-    if config["dataset"] != "demo":
-        source_key = {"zip": "zip_url", "cutout": "cutout_url", "directory": "directory"}
-        key = source_key[images["source"]]
-        if config["dataset"] == "gz2" and not images.get(key):
-            problems.append(
-                f"config key 'images.{key}' is empty; images.source {images['source']!r} needs it"
-            )
-    for section in ("reduction", "cnn"):
-        if config[section]["crop"] > images["size"]:
-            problems.append(
-                f"config key '{section}.crop' is {config[section]['crop']}, larger than "
-                f"the stored images (images.size = {images['size']})"
-            )
-    smallest = CNN_MIN_INPUT_SIZE.get(config["cnn"]["architecture"], 1)
-    if config["cnn"]["input_size"] < smallest:
+    return problems
+
+
+def _crop_errors(config: Mapping[str, Any]) -> list[str]:
+    """Every crop fits in the stored images."""
+    size = config["images"]["size"]
+    crops = {
+        "reduction.crop": config["reduction"]["crop"],
+        "cnn.crop": config["cnn"]["crop"],
+        "cnn.measure_crop": config["cnn"]["measure_crop"],
+    }
+    return [
+        f"config key '{key}' is {value}, larger than the stored images (images.size = {size})"
+        for key, value in crops.items()
+        if value > size
+    ]
+
+
+def _cnn_input_errors(config: Mapping[str, Any]) -> list[str]:
+    """The network input is large enough for the preset and no larger than its crop."""
+    cnn = config["cnn"]
+    problems = []
+    smallest = CNN_MIN_INPUT_SIZE.get(cnn["architecture"], 1)
+    if cnn["input_size"] < smallest:
         problems.append(
-            f"config key 'cnn.input_size' is {config['cnn']['input_size']}, too small for "
-            f"cnn.architecture {config['cnn']['architecture']!r} (at least {smallest} pixels)"
+            f"config key 'cnn.input_size' is {cnn['input_size']}, too small for "
+            f"cnn.architecture {cnn['architecture']!r} (at least {smallest} pixels)"
         )
-    if config["cnn"]["input_size"] > config["cnn"]["crop"]:
+    if cnn["input_size"] > cnn["crop"]:
         problems.append(
-            f"config key 'cnn.input_size' ({config['cnn']['input_size']}) is larger than "
-            f"cnn.crop ({config['cnn']['crop']}): the network would see upsampled pixels"
+            f"config key 'cnn.input_size' ({cnn['input_size']}) is larger than "
+            f"cnn.crop ({cnn['crop']}): the network would see upsampled pixels"
         )
-    problems += _mirror_errors(config)
-    if config["cnn"]["measure_crop"] > images["size"]:
-        problems.append(
-            f"config key 'cnn.measure_crop' is {config['cnn']['measure_crop']}, larger than "
-            f"the stored images (images.size = {images['size']})"
-        )
+    return problems
+
+
+def _reduction_errors(config: Mapping[str, Any]) -> list[str]:
+    """An incremental PCA keeps at most as many components as its first batch has rows."""
+    reduction, sample = config["reduction"], config["sample"]
     side = reduction["preprocess"].get("size") or reduction["crop"]
     limit = min(reduction["batch_size"], sample["n_train"], 3 * side**2)
     if reduction["representation"] == "pca" and reduction["n_components"] > limit:
-        problems.append(
+        return [
             f"config key 'reduction.n_components' is {reduction['n_components']}, but an "
             f"incremental PCA needs at most min(reduction.batch_size, sample.n_train, "
             f"3 x side^2) = {limit} (side: reduction.preprocess.size, else reduction.crop)"
-        )
+        ]
+    return []
+
+
+def _archive_errors(config: Mapping[str, Any]) -> list[str]:
+    """The archive level is one the compressor takes."""
+    images = config["images"]
     low, high = COMPRESSORS[images["archive_compressor"]]
     if not low <= images["archive_gzip_level"] <= high:
-        problems.append(
+        return [
             f"config key 'images.archive_gzip_level' is {images['archive_gzip_level']}, but "
             f"images.archive_compressor {images['archive_compressor']!r} takes {low}-{high}"
-        )
-    clustering = config["clustering"]
+        ]
+    return []
+
+
+def _count_errors(config: Mapping[str, Any]) -> list[str]:
+    """No more clusters than training galaxies, no more shards than galaxies in a split."""
+    sample, clustering, images = config["sample"], config["clustering"], config["images"]
     counts = {
         "clustering.kmeans.n_clusters": clustering["kmeans"]["n_clusters"],
         "clustering.hierarchical.n_clusters": clustering["hierarchical"]["n_clusters"],
         "clustering.gmm.n_components": clustering["gmm"]["n_components"],
     }
-    for key, value in counts.items():
-        if value > sample["n_train"]:
-            problems.append(
-                f"config key '{key}' is {value}, more clusters than training galaxies "
-                f"(sample.n_train = {sample['n_train']})"
-            )
-    if config["images"]["n_shards"] > min(sample["n_train"], sample["n_test"]):
+    problems = [
+        f"config key '{key}' is {value}, more clusters than training galaxies "
+        f"(sample.n_train = {sample['n_train']})"
+        for key, value in counts.items()
+        if value > sample["n_train"]
+    ]
+    if images["n_shards"] > min(sample["n_train"], sample["n_test"]):
         problems.append(
             f"config key 'images.n_shards' is {images['n_shards']}, more shards than "
             "galaxies in a split; every shard must hold at least one galaxy"
