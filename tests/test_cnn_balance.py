@@ -266,7 +266,9 @@ def test_bad_shards_are_named(tmp_path):
     incomplete = tmp_path / "incomplete.h5"
     with h5py.File(incomplete, "w") as handle:
         handle["images"] = np.zeros((1, 8, 8, 3), np.uint8)
-    with pytest.raises(InputDataError, match="incomplete.h5: missing asset_id, class"):
+    with pytest.raises(
+        InputDataError, match=r"incomplete.h5: not an image shard \(missing \['asset_id'"
+    ):
         ShardIndex.from_paths([incomplete])
 
 

@@ -256,7 +256,7 @@ class _Shards:
         if index in self._open:
             self._open.move_to_end(index)
             return self._open[index]
-        handle = _open(self.paths[index])
+        handle = open_shard(self.paths[index])
         self._open[index] = handle
         if len(self._open) > MAX_OPEN_FILES:
             self._open.popitem(last=False)[1].close()
@@ -267,7 +267,10 @@ class _Shards:
             self._open.popitem()[1].close()
 
 
-def _open(path: Path) -> h5py.File:
+def open_shard(path: Path) -> h5py.File:
+    """Open a shard for reading, checked: readable, with the format's datasets and labels."""
+    if not Path(path).is_file():
+        raise InputDataError(f"{path}: HDF5 shard not found; rerun the images stage")
     try:
         handle = h5py.File(path, "r")
     except (OSError, FileNotFoundError) as error:
@@ -291,7 +294,7 @@ def _paths(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> list[Path]
 def _lengths(paths: Sequence[Path]) -> np.ndarray:
     lengths = []
     for path in paths:
-        with _open(path) as handle:
+        with open_shard(path) as handle:
             lengths.append(len(handle["class"]))
     return np.asarray(lengths, dtype=np.int64)
 
@@ -314,7 +317,7 @@ def read_class_names(paths) -> list[str]:
         raise ValueError("no shard paths given")
     names = None
     for path in paths:
-        with _open(path) as handle:
+        with open_shard(path) as handle:
             these = [str(name) for name in handle.attrs["class_names"]]
         if names is None:
             names = these
@@ -334,7 +337,7 @@ def read_column(paths, name: str, *, required: bool = True) -> np.ndarray | None
     """
     parts = []
     for path in _paths(paths):
-        with _open(path) as handle:
+        with open_shard(path) as handle:
             if name not in handle:
                 if required:
                     raise InputDataError(f"{path}: no {name!r} column; {REDO}")

@@ -18,10 +18,9 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from galmorph import hdf5
 from galmorph.errors import InputDataError
 from galmorph.hdf5 import crop_bounds
-
-REQUIRED_DATASETS = ("images", "asset_id", "class")
 
 
 def _decode(value) -> str:
@@ -37,6 +36,54 @@ def source_image_size(path: str | Path) -> int:
 def central_crop_bounds(size: int, crop: int | None) -> tuple[int, int]:
     """The central crop of the shard format (:func:`galmorph.hdf5.crop_bounds`)."""
     return crop_bounds(size, crop)
+
+
+def _read_shard(path: str) -> dict:
+    """What the index needs of one shard, checked: labels within its class list."""
+    with hdf5.open_shard(Path(path)) as handle:
+        images = handle["images"]
+        if images.ndim != 4 or images.shape[1] != images.shape[2] or images.shape[3] != 3:
+            raise InputDataError(
+                f"{path}: 'images' has shape {images.shape}, expected (N, S, S, 3)"
+            )
+        names = tuple(_decode(name) for name in handle.attrs["class_names"])
+        labels = handle["class"][:].astype(np.int64)
+        bad = np.flatnonzero((labels < 0) | (labels >= len(names)))
+        if bad.size:
+            raise InputDataError(
+                f"{path}: row {bad[0]} has class {labels[bad[0]]}, outside "
+                f"0..{len(names) - 1} (class_names has {len(names)} entries)"
+            )
+        n = len(labels)
+        return {
+            "class_names": names,
+            "image_size": images.shape[1],
+            "split": _decode(handle.attrs.get("split", "")),
+            "labels": labels,
+            "asset_id": handle["asset_id"][:].astype(np.int64),
+            "groups": handle["source_index"][:] if "source_index" in handle else None,
+            "synthetic": handle["synthetic"][:].astype(bool)
+            if "synthetic" in handle
+            else np.zeros(n, dtype=bool),
+        }
+
+
+def _check_compatible(path: str, shard: dict, first_path: str, first: dict) -> None:
+    """Shards of one index share the label order, the image size and the split."""
+    if shard["class_names"] != first["class_names"]:
+        raise InputDataError(
+            f"{path}: class_names {list(shard['class_names'])} differ from {first_path}'s "
+            f"{list(first['class_names'])}; shards of one run must share the label order"
+        )
+    if shard["image_size"] != first["image_size"]:
+        raise InputDataError(
+            f"{path}: images are {shard['image_size']} pixels, {first_path}'s are "
+            f"{first['image_size']}; convert all shards with the same images.size"
+        )
+    if shard["split"] != first["split"]:
+        raise InputDataError(
+            f"{path}: split {shard['split']!r} mixed with split {first['split']!r} in one index"
+        )
 
 
 @dataclass(frozen=True)
@@ -79,85 +126,39 @@ class ShardIndex:
 
     @classmethod
     def from_paths(cls, paths: Sequence[str | Path]) -> ShardIndex:
-        """Index ``paths``; raise :class:`InputDataError` naming the file for bad shards."""
+        """Index ``paths``; raise :class:`InputDataError` naming the file for bad shards.
+
+        Each shard is opened and checked by the format's owner (:func:`galmorph.hdf5.open_shard`);
+        this adds what an index over several shards needs: one label order, one image
+        size and one split across them, and labels within the class list.
+        """
         paths = tuple(str(path) for path in paths)
         if not paths:
             raise InputDataError("no HDF5 shard given: the images stage produced no file")
-        files, rows, labels, assets, groups, synthetic = [], [], [], [], [], []
-        class_names = image_size = split = None
-        offset = 0
-        for number, path in enumerate(paths):
-            if not Path(path).is_file():
-                raise InputDataError(f"{path}: HDF5 shard not found; rerun the images stage")
-            try:
-                handle = h5py.File(path, "r")
-            except OSError as error:
-                raise InputDataError(
-                    f"{path}: not a readable HDF5 file ({error}); delete it and rerun the "
-                    "workflow, so that the conversion (rule jpg_to_hdf5) writes it again"
-                ) from error
-            with handle:
-                missing = [key for key in REQUIRED_DATASETS if key not in handle]
-                if missing or "class_names" not in handle.attrs:
-                    what = missing + ([] if "class_names" in handle.attrs else ["attr class_names"])
-                    raise InputDataError(
-                        f"{path}: missing {', '.join(what)}; not a galmorph image shard"
-                    )
-                images = handle["images"]
-                if images.ndim != 4 or images.shape[1] != images.shape[2] or images.shape[3] != 3:
-                    raise InputDataError(
-                        f"{path}: 'images' has shape {images.shape}, expected (N, S, S, 3)"
-                    )
-                names = tuple(_decode(name) for name in handle.attrs["class_names"])
-                this_split = _decode(handle.attrs.get("split", ""))
-                if class_names is None:
-                    class_names, image_size, split = names, images.shape[1], this_split
-                elif names != class_names:
-                    raise InputDataError(
-                        f"{path}: class_names {list(names)} differ from {paths[0]}'s "
-                        f"{list(class_names)}; shards of one run must share the label order"
-                    )
-                elif images.shape[1] != image_size:
-                    raise InputDataError(
-                        f"{path}: images are {images.shape[1]} pixels, {paths[0]}'s are "
-                        f"{image_size}; convert all shards with the same images.size"
-                    )
-                elif this_split != split:
-                    raise InputDataError(
-                        f"{path}: split {this_split!r} mixed with split {split!r} in one index"
-                    )
-                n = images.shape[0]
-                label = handle["class"][:].astype(np.int64)
-                bad = np.flatnonzero((label < 0) | (label >= len(names)))
-                if bad.size:
-                    raise InputDataError(
-                        f"{path}: row {bad[0]} has class {label[bad[0]]}, outside "
-                        f"0..{len(names) - 1} (class_names has {len(names)} entries)"
-                    )
-                files.append(np.full(n, number, dtype=np.int64))
-                rows.append(np.arange(n, dtype=np.int64))
-                labels.append(label)
-                assets.append(handle["asset_id"][:].astype(np.int64))
-                if "source_index" in handle:
-                    groups.append(handle["source_index"][:].astype(np.int64))
-                else:
-                    groups.append(np.arange(offset, offset + n, dtype=np.int64))
-                if "synthetic" in handle:
-                    synthetic.append(handle["synthetic"][:].astype(bool))
-                else:
-                    synthetic.append(np.zeros(n, dtype=bool))
-                offset += n
+        shards = [_read_shard(path) for path in paths]
+        first = shards[0]
+        for path, shard in zip(paths[1:], shards[1:], strict=True):
+            _check_compatible(path, shard, paths[0], first)
+        offsets = np.cumsum([0, *(len(shard["labels"]) for shard in shards)])
         index = cls(
             paths=paths,
-            file=np.concatenate(files),
-            row=np.concatenate(rows),
-            labels=np.concatenate(labels),
-            asset_id=np.concatenate(assets),
-            groups=np.concatenate(groups),
-            synthetic=np.concatenate(synthetic),
-            class_names=class_names,
-            image_size=int(image_size),
-            split=split,
+            file=np.concatenate(
+                [np.full(len(s["labels"]), n, dtype=np.int64) for n, s in enumerate(shards)]
+            ),
+            row=np.concatenate([np.arange(len(s["labels"]), dtype=np.int64) for s in shards]),
+            labels=np.concatenate([s["labels"] for s in shards]),
+            asset_id=np.concatenate([s["asset_id"] for s in shards]),
+            # A balanced set's copies share the group of their source row; else one per row.
+            groups=np.concatenate(
+                [
+                    s["groups"] if s["groups"] is not None else offset + np.arange(len(s["labels"]))
+                    for s, offset in zip(shards, offsets, strict=False)
+                ]
+            ).astype(np.int64),
+            synthetic=np.concatenate([s["synthetic"] for s in shards]),
+            class_names=first["class_names"],
+            image_size=int(first["image_size"]),
+            split=first["split"],
         )
         if len(index) == 0:
             raise InputDataError(f"{', '.join(paths)}: the shards hold no image")
