@@ -93,6 +93,11 @@ class WebDriver:
         script = {"script": "return document.body.innerText", "args": []}
         return self._call("POST", f"{self.session}/execute/sync", script)
 
+    def sidebar_text(self) -> str:
+        """The text of the sidebar alone (the page also shows the workflow's description)."""
+        script = {"script": "return document.querySelector('nav').innerText", "args": []}
+        return self._call("POST", f"{self.session}/execute/sync", script)
+
     def wait_for_text(self, needle: str, timeout: float = 30.0) -> str:
         self._wait(
             lambda: needle in self.text(),
@@ -171,17 +176,17 @@ def open_details(browser, report_url: str, category: str, subcategory: str | Non
 
 
 def test_report_lists_a_category_per_stage(report, browser):
-    text = browser.open(report.as_uri(), "Workflow")
+    browser.open(report.as_uri(), "Workflow")
     browser.screenshot(ARTIFACTS / "report_home.png")
-    assert sidebar_after(text, "RESULTS") == STAGE_CATEGORIES
+    assert sidebar_after(browser.sidebar_text(), "RESULTS") == STAGE_CATEGORIES
 
 
 @pytest.mark.parametrize(("category", "members"), [("Clustering", METHODS), ("CNN", VARIANTS)])
 def test_report_has_a_section_per_method_and_variant(report, browser, category, members):
     browser.open(report.as_uri(), "Workflow")
     browser.click_entry(category)
-    text = browser.wait_for_text("summary")
-    assert sidebar_after(text, category) == members | {"summary"}
+    browser.wait_for_text("summary")
+    assert sidebar_after(browser.sidebar_text(), category) == members | {"summary"}
 
 
 @pytest.mark.parametrize(
@@ -231,3 +236,9 @@ def test_report_lists_the_map_majority_table_and_unusual_galaxies_of_every_metho
             assert (finished_run.workdir / "results" / "clustering" / method / name).stat().st_size
     for phrase in ("t-SNE map", "majority class", "fit no cluster"):
         assert phrase in html, phrase
+
+
+def test_report_opens_with_the_workflow_description(report, browser):
+    """The catalog form's workflow-level text (workflow/report/workflow.rst) is shown."""
+    text = browser.open(report.as_uri(), "Workflow")
+    assert "galmorph learns galaxy morphology" in text
