@@ -107,14 +107,24 @@ class WebDriver:
         return self.text()
 
     def click(self, xpath: str) -> None:
-        found = self._wait(
-            lambda: self._call(
+        """Click the first element matching ``xpath``, retried while the page re-renders.
+
+        The report is a JavaScript app: an element found a moment ago can be replaced
+        before the click lands (ChromeDriver answers 400, stale or intercepted), so the
+        lookup and the click are retried together until one succeeds.
+        """
+
+        def attempt() -> bool:
+            found = self._call(
                 "POST", f"{self.session}/elements", {"using": "xpath", "value": xpath}
-            ),
-            f"nothing matches {xpath}",
-        )
-        element = next(iter(found[0].values()))
-        self._call("POST", f"{self.session}/element/{element}/click", {})
+            )
+            if not found:
+                return False
+            element = next(iter(found[0].values()))
+            self._call("POST", f"{self.session}/element/{element}/click", {})
+            return True
+
+        self._wait(attempt, f"nothing clickable matches {xpath}")
 
     def click_entry(self, label: str) -> None:
         """Click a sidebar entry by its exact text."""
