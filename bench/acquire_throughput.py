@@ -27,7 +27,7 @@ sys.path[:0] = [str(REPO / "src"), str(REPO / "tests")]
 
 from httpserver import FileServer  # noqa: E402
 
-from galmorph.acquire import ZipSource, fetch_shard  # noqa: E402
+from galmorph.images.acquire import ZipSource, fetch_shard  # noqa: E402
 
 DATA = REPO.parent / "shared" / "data" / "sdss_gz1_sample" / "images"
 

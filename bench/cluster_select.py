@@ -36,11 +36,12 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from galmorph import hdf5  # noqa: E402
 from galmorph.clustering import make_clusterer, run_clustering  # noqa: E402
-from galmorph.descriptors import MorphologyDescriptors  # noqa: E402
+from galmorph.images import hdf5  # noqa: E402
 from galmorph.metrics import majority_accuracy, majority_mapping  # noqa: E402
-from galmorph.reduction import STUDY_PREPROCESS, FastIncrementalPCA, flatten, make_aligner  # noqa: E402
+from galmorph.reduction.descriptors import MorphologyDescriptors  # noqa: E402
+from galmorph.reduction.pca import FastIncrementalPCA  # noqa: E402
+from galmorph.reduction.pipeline import STUDY_PREPROCESS, flatten, make_aligner  # noqa: E402
 
 ALIGNED = {
     "size": 48,

@@ -33,7 +33,7 @@ sys.path.insert(0, str(REPO / "src"))
 
 from galmorph.clustering import make_clusterer, run_clustering  # noqa: E402
 from galmorph.metrics import clustering_scores, majority_accuracy, majority_mapping  # noqa: E402
-from galmorph.reduction import fit_reduction, reduce_split  # noqa: E402
+from galmorph.reduction.pipeline import fit_reduction, reduce_split  # noqa: E402
 
 SCORES = {
     "adjusted_rand_index": "ARI",

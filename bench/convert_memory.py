@@ -25,8 +25,8 @@ CHILD = r"""
 import json, resource, sys
 sys.path.insert(0, {src!r})
 import pandas as pd
-from galmorph.classes import CLASS_NAMES
-from galmorph import hdf5
+from galmorph.catalogue.classes import CLASS_NAMES
+from galmorph.images import hdf5
 
 def peak_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

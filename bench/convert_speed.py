@@ -7,7 +7,7 @@ CPU-second ("per core"); the targets compare the per-core rates:
 
 * (a) study: one HDF5 file per image, dataset ``galaxy`` with gzip level 9;
 * (b) floor: decode the JPEG and crop it, write nothing;
-* ours: :func:`galmorph.hdf5.convert_shard`, one file, one image per chunk.
+* ours: :func:`galmorph.images.hdf5.convert_shard`, one file, one image per chunk.
 
 Target: ours (default lzf) >= 5x (a) and >= 70% of (b).
 
@@ -34,8 +34,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _jpegs import write_jpegs  # noqa: E402
 
-from galmorph.classes import CLASS_NAMES  # noqa: E402
-from galmorph.hdf5 import convert_shard  # noqa: E402
+from galmorph.catalogue.classes import CLASS_NAMES  # noqa: E402
+from galmorph.images.hdf5 import convert_shard  # noqa: E402
 
 
 def floor(files, out_dir):

@@ -5,10 +5,10 @@
 Every step is the workflow's own code, run in this process on the same JPEGs (by
 default the first ``--n`` galaxies of ``../shared/data/sdss_gz1_sample``):
 
-* fetch: :func:`galmorph.acquire.fetch_shard` from the local folder (read, verify,
+* fetch: :func:`galmorph.images.acquire.fetch_shard` from the local folder (read, verify,
   store), the ``images.source: directory`` route of the SDSS benchmark;
-* convert: :func:`galmorph.hdf5.convert_shard` (uncompressed shards, as configured);
-* pack_jpg and pack_hdf5: :func:`galmorph.packing.pack`, today with zlib level 6,
+* convert: :func:`galmorph.images.hdf5.convert_shard` (uncompressed shards, as configured);
+* pack_jpg and pack_hdf5: :func:`galmorph.images.packing.pack`, today with zlib level 6,
   the new way with ISA-L level 1 (``images.archive_compressor``/``archive_gzip_level``).
 
 The two ways alternate for ``--rounds`` rounds (so load from other processes hits both
@@ -35,9 +35,9 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from galmorph.acquire import fetch_shard, make_source  # noqa: E402
-from galmorph.hdf5 import convert_shard  # noqa: E402
-from galmorph.packing import members_under, pack  # noqa: E402
+from galmorph.images.acquire import fetch_shard, make_source  # noqa: E402
+from galmorph.images.hdf5 import convert_shard  # noqa: E402
+from galmorph.images.packing import members_under, pack  # noqa: E402
 
 WAYS = {"today": ("zlib", 6), "new": ("isal", 1)}
 STEPS = ("fetch", "convert", "pack_jpg", "pack_hdf5")

@@ -1,6 +1,6 @@
 """Peak memory of the streamed reduction: bounded by the batch, not the dataset.
 
-Runs galmorph.reduction.fit_reduction (the configured preprocessing and
+Runs galmorph.reduction.pipeline.fit_reduction (the configured preprocessing and
 representation, or with ``--chain study`` the study's incremental PCA and scaler
 passes, over HDF5 shards of 424x424x3 images, central 174x174 crop) in a fresh process per
 dataset size and prints each process's peak resident memory. The shards are
@@ -52,8 +52,8 @@ def child(paths: list[str], crop: int, n_components: int, batch_size: int, chain
     """Run in a fresh process: fit, then report the peak RSS as JSON on stdout."""
     import yaml
 
-    from galmorph import hdf5
-    from galmorph.reduction import fit_reduction
+    from galmorph.images import hdf5
+    from galmorph.reduction.pipeline import fit_reduction
 
     preprocess, representation = None, "pca"  # the study's chain
     if chain == "config":

@@ -22,7 +22,8 @@ import numpy as np  # noqa: E402
 from _galaxies import galaxy_images  # noqa: E402
 from sklearn.decomposition import IncrementalPCA  # noqa: E402
 
-from galmorph.reduction import FastIncrementalPCA, pixels, subspace_agreement  # noqa: E402
+from galmorph.reduction.pca import FastIncrementalPCA, subspace_agreement  # noqa: E402
+from galmorph.reduction.pipeline import pixels  # noqa: E402
 
 
 def main() -> None:

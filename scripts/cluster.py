@@ -5,7 +5,7 @@ from threadpoolctl import threadpool_limits
 
 from galmorph.clustering.embedding import read_map
 from galmorph.clustering.report import REPORT_FILES, cluster_report
-from galmorph.reduction import load_pickle, load_reduced
+from galmorph.reduction.pipeline import load_pickle, load_reduced
 
 
 def main(snakemake):

@@ -1,7 +1,7 @@
 import _bootstrap  # noqa: F401
 
+from galmorph.catalogue.sample import CATALOGUE_COLUMNS, MAPPING_COLUMNS
 from galmorph.download import fetch, table_check
-from galmorph.sample import CATALOGUE_COLUMNS, MAPPING_COLUMNS
 
 #: What each file must hold (REFERENCE.md section 3): checked before it takes its name.
 REQUIRED = {"hart16": CATALOGUE_COLUMNS, "mapping": MAPPING_COLUMNS}

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import _bootstrap
 
-from galmorph.acquire import fetch_shard, make_source, resumable_dir
-from galmorph.sample import shard_rows
+from galmorph.catalogue.sample import shard_rows
+from galmorph.images.acquire import fetch_shard, make_source, resumable_dir
 
 
 def main(snakemake):

@@ -5,7 +5,7 @@ from sklearn.pipeline import Pipeline
 from threadpoolctl import threadpool_limits
 
 from galmorph import plots
-from galmorph.reduction import example_reconstructions, fit_reduction, save_pickle
+from galmorph.reduction.pipeline import example_reconstructions, fit_reduction, save_pickle
 
 
 def main(snakemake):

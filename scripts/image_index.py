@@ -2,7 +2,7 @@ import logging
 
 import _bootstrap  # noqa: F401
 
-from galmorph.image_index import directory_asset_ids, write_index, zip_asset_ids
+from galmorph.catalogue.image_index import directory_asset_ids, write_index, zip_asset_ids
 
 
 def main(snakemake):

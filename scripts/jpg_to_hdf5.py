@@ -4,9 +4,9 @@ import logging
 
 import _bootstrap
 
-from galmorph.acquire import failed_asset_ids
-from galmorph.hdf5 import convert_shard
-from galmorph.sample import read_class_list, shard_rows
+from galmorph.catalogue.sample import read_class_list, shard_rows
+from galmorph.images.acquire import failed_asset_ids
+from galmorph.images.hdf5 import convert_shard
 
 
 def main(snakemake):

@@ -4,7 +4,7 @@ import _bootstrap  # noqa: F401  (puts src/ on sys.path)
 from threadpoolctl import threadpool_limits
 
 from galmorph.clustering.embedding import training_map, write_map
-from galmorph.reduction import load_reduced
+from galmorph.reduction.pipeline import load_reduced
 
 
 def main(snakemake):

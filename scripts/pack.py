@@ -5,7 +5,7 @@ from pathlib import Path
 
 import _bootstrap
 
-from galmorph.packing import members_under, pack
+from galmorph.images.packing import members_under, pack
 
 
 def main(snakemake):

@@ -3,7 +3,7 @@
 import _bootstrap  # noqa: F401  (puts src/ on sys.path)
 from threadpoolctl import threadpool_limits
 
-from galmorph.reduction import load_pickle, reduce_split, save_pickle
+from galmorph.reduction.pipeline import load_pickle, reduce_split, save_pickle
 
 
 def main(snakemake):

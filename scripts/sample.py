@@ -3,10 +3,9 @@ import logging
 
 import _bootstrap  # noqa: F401
 
-from galmorph.classes import CLASS_NAMES
-from galmorph.folder import folder_galaxies, list_images, read_labels, split_folder
-from galmorph.io import atomic_path
-from galmorph.sample import (
+from galmorph.catalogue.classes import CLASS_NAMES
+from galmorph.catalogue.folder import folder_galaxies, list_images, read_labels, split_folder
+from galmorph.catalogue.sample import (
     Sample,
     build_sample,
     plot_class_histogram,
@@ -14,6 +13,7 @@ from galmorph.sample import (
     read_image_index,
     read_mapping,
 )
+from galmorph.io import atomic_path
 
 
 def gz2_sample(snakemake) -> tuple[Sample, list[str]]:

@@ -1,4 +1,4 @@
-"""galmorph.acquire.fetch_shard from zip, cutout and directory sources, with real faults."""
+"""galmorph.images.acquire.fetch_shard from zip, cutout and directory sources, with real faults."""
 
 from __future__ import annotations
 
@@ -18,7 +18,8 @@ import pytest
 from httpserver import FileServer
 from PIL import Image
 
-from galmorph.acquire import (
+from galmorph.errors import DownloadError, InputDataError
+from galmorph.images.acquire import (
     CutoutSource,
     DirectorySource,
     ZipSource,
@@ -27,7 +28,6 @@ from galmorph.acquire import (
     resumable_dir,
     verify_jpeg,
 )
-from galmorph.errors import DownloadError, InputDataError
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 SIZE = 32
@@ -289,7 +289,7 @@ KILLED_RUN = """
 import sys
 sys.path.insert(0, {src!r})
 import pandas as pd
-from galmorph.acquire import CutoutSource, fetch_shard
+from galmorph.images.acquire import CutoutSource, fetch_shard
 rows = pd.read_csv({rows!r})
 fetch_shard(rows, CutoutSource({template!r}), {out!r}, {failures!r},
             connections=2, retries=2, backoff_s=0.01, timeout_s=10.0, size={size})

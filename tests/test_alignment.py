@@ -4,10 +4,16 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from galmorph.alignment import GalaxyAligner
-from galmorph.descriptors import FEATURE_NAMES, MIRROR_PARITY, MorphologyDescriptors, describe
-from galmorph.morphometry import winding_features
-from galmorph.reduction import FastIncrementalPCA, flatten, make_aligner, pixels
+from galmorph.reduction.alignment import GalaxyAligner
+from galmorph.reduction.descriptors import (
+    FEATURE_NAMES,
+    MIRROR_PARITY,
+    MorphologyDescriptors,
+    describe,
+)
+from galmorph.reduction.morphometry import winding_features
+from galmorph.reduction.pca import FastIncrementalPCA
+from galmorph.reduction.pipeline import flatten, make_aligner, pixels
 
 SIZE = 96
 

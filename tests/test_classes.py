@@ -1,6 +1,6 @@
 import pytest
 
-from galmorph.classes import (
+from galmorph.catalogue.classes import (
     CLASS_NAMES,
     MalformedClassError,
     all_class_strings,

@@ -17,7 +17,7 @@ from galmorph.clustering.report import (
     write_summary,
 )
 from galmorph.errors import InputDataError
-from galmorph.reduction import fit_reduction
+from galmorph.reduction.pipeline import fit_reduction
 
 CROP = 8
 
@@ -266,7 +266,7 @@ def test_rules_write_every_report(finished_run):
     # reducer + scaler as one pipeline: the test split's features from its crops
     pipeline = pickle_load(results / "reduction" / "pipeline.pkl")
     assert list(pipeline.named_steps)[-1] == "scale"
-    from galmorph import hdf5
+    from galmorph.images import hdf5
 
     test = pickle_load(results / "reduction" / "test.pkl")
     shards = sorted((results / "images" / "hdf5" / "test").glob("shard_*.h5"))

@@ -9,10 +9,10 @@ from conftest import require_module
 from test_cnn_balance import write_shard
 from test_morphometry import blob_image, spiral_image
 
-from galmorph import morphometry
 from galmorph.cnn.balance import BalanceSettings, plan_balanced_set
 from galmorph.cnn.shards import ShardIndex
 from galmorph.errors import InputDataError
+from galmorph.reduction import morphometry
 
 tf = require_module("tensorflow")
 
@@ -200,8 +200,8 @@ def test_predicting_a_folder_gives_the_evaluations_probabilities(toy_model, tmp_
     shard: the same galaxies get the same probabilities either way."""
     from PIL import Image
 
-    from galmorph import imaging
     from galmorph.cnn import predict
+    from galmorph.images import imaging
 
     images, labels = toy_images(3, seed=9)
     folder = tmp_path / "jpegs"

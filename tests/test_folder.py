@@ -3,14 +3,14 @@ import pytest
 from conftest import GZ1 as SDSS
 from conftest import require_shared
 
-from galmorph.errors import InputDataError
-from galmorph.folder import (
+from galmorph.catalogue.folder import (
     folder_galaxies,
     list_images,
     read_labels,
     split_folder,
     stratified_split,
 )
+from galmorph.errors import InputDataError
 
 SDSS_CLASSES = ["elliptical", "edge_on", "spiral_cw", "spiral_acw", "merger", "dont_know"]
 
@@ -96,7 +96,7 @@ def test_directory_source_reads_the_pattern_and_reencodes_png(tmp_path):
     import numpy as np
     from PIL import Image
 
-    from galmorph.acquire import fetch_shard, make_source
+    from galmorph.images.acquire import fetch_shard, make_source
 
     folder = tmp_path / "img"
     folder.mkdir()

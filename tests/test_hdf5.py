@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from galmorph import hdf5
-from galmorph.classes import CLASS_NAMES
+from galmorph.catalogue.classes import CLASS_NAMES
 from galmorph.errors import InputDataError
-from galmorph.imaging import ImageFormatError, load_image
+from galmorph.images import hdf5
+from galmorph.images.imaging import ImageFormatError, load_image
 
 
 def galaxy(rng: np.random.Generator, size: int) -> np.ndarray:

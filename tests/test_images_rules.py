@@ -19,14 +19,14 @@ import yaml
 from conftest import copy_workflow, deep_update, explain, run_snakemake
 from PIL import Image
 
-from galmorph import hdf5
-from galmorph.acquire import failed_asset_ids
-from galmorph.classes import CLASS_NAMES
+from galmorph.catalogue.classes import CLASS_NAMES
+from galmorph.catalogue.sample import shard_names, shard_rows
 from galmorph.errors import InputDataError
 from galmorph.gallery import collect_examples
-from galmorph.imaging import load_image
-from galmorph.packing import members_under, verify
-from galmorph.sample import shard_names, shard_rows
+from galmorph.images import hdf5
+from galmorph.images.acquire import failed_asset_ids
+from galmorph.images.imaging import load_image
+from galmorph.images.packing import members_under, verify
 
 SIZE = 48
 IMAGES_RULES = ("fetch_images", "jpg_to_hdf5", "pack_jpg", "pack_hdf5", "image_examples")

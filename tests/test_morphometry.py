@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from galmorph import measures, morphometry
-from galmorph.classes import chiral_classes
-from galmorph.measures import MEASURE_SETS
+from galmorph.catalogue.classes import chiral_classes
+from galmorph.cnn import measures
+from galmorph.cnn.measures import MEASURE_SETS
+from galmorph.reduction import morphometry
 
 
 def spiral_image(size=96, sense=1, arms=2, pitch_deg=18.0, phase=0.0, noise=0.0, seed=0):

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from galmorph.errors import InputDataError
-from galmorph.packing import members_under, pack, verify
+from galmorph.images.packing import members_under, pack, verify
 
 
 @pytest.fixture

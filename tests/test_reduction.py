@@ -8,13 +8,8 @@ from shardfiles import CLASS_NAMES, blob_images, write_shard
 from sklearn.decomposition import IncrementalPCA
 
 from galmorph.errors import InputDataError
-from galmorph.reduction import (
-    FastIncrementalPCA,
-    fit_reduction,
-    pixels,
-    reduce_split,
-    subspace_agreement,
-)
+from galmorph.reduction.pca import FastIncrementalPCA, subspace_agreement
+from galmorph.reduction.pipeline import fit_reduction, pixels, reduce_split
 
 
 def smooth_data(n=150, n_features=400, rank=12, seed=0):

@@ -12,7 +12,7 @@ from scipy import sparse
 from sklearn.datasets import load_iris
 from sklearn.decomposition import IncrementalPCA
 
-from galmorph.reduction import FastIncrementalPCA
+from galmorph.reduction.pca import FastIncrementalPCA
 
 FLOAT64 = dict(rtol=1e-9, atol=1e-12)
 FLOAT32 = dict(rtol=2e-4, atol=1e-6)  # documented: float32 arithmetic on the wide matrices

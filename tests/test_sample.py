@@ -2,8 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from galmorph.errors import InputDataError
-from galmorph.sample import (
+from galmorph.catalogue.sample import (
     SAMPLE_COLUMNS,
     build_sample,
     class_counts,
@@ -13,6 +12,7 @@ from galmorph.sample import (
     read_mapping,
     shard_bounds,
 )
+from galmorph.errors import InputDataError
 
 CLASSES = ["Er", "Ei(m)", "SBc2m", "Sc?t(u)", "Ser", "Sb", "Ec", "Sen", "A", "Sd4l"]
 

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 from scipy import stats
 
-from galmorph.classes import CLASS_NAMES, MalformedClassError, parse
+from galmorph.catalogue.classes import CLASS_NAMES, MalformedClassError, parse
 from galmorph.errors import InputDataError
 from galmorph.synth import (
     CLASS_COUNTS,

@@ -5,7 +5,7 @@ import json
 import pandas as pd
 from conftest import copy_workflow, explain, run_snakemake, write_config
 
-from galmorph.classes import CLASS_NAMES
+from galmorph.catalogue.classes import CLASS_NAMES
 
 
 def test_first_stages_run_end_to_end(tmp_path):

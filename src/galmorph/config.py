@@ -13,7 +13,7 @@ import yaml
 
 from galmorph.cnn.settings import MIN_INPUT_SIZE
 from galmorph.errors import GalmorphError
-from galmorph.packing import COMPRESSORS
+from galmorph.images.packing import COMPRESSORS
 
 #: Galaxies in gz2_hart16 (Hart et al. 2016): no sample can be larger.
 GZ2_CATALOGUE_ROWS = 239_695
@@ -227,7 +227,7 @@ def _count_errors(config: Mapping[str, Any]) -> list[str]:
 
 def _mirror_errors(config: Mapping[str, Any]) -> list[str]:
     """Mirror pairs must name known classes; mirrors need a partner for every chiral class."""
-    from galmorph.classes import chiral_classes
+    from galmorph.catalogue.classes import chiral_classes
 
     cnn = config["cnn"]
     pairs = cnn["mirror_pairs"]

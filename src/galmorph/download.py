@@ -3,7 +3,7 @@
 :func:`fetch` copies one URL (``http(s)://``, ``file://`` or a plain local
 path) to a local file. The lower-level helpers (:func:`http_get`,
 :func:`with_retries`, :func:`local_path`) are shared with
-:mod:`galmorph.remote_zip` and :mod:`galmorph.acquire`. Only the standard
+:mod:`galmorph.remote_zip` and :mod:`galmorph.images.acquire`. Only the standard
 library speaks HTTP, so the download environment needs nothing else.
 """
 

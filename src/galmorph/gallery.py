@@ -17,7 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
 
-from galmorph import hdf5  # noqa: E402
+from galmorph.images import hdf5  # noqa: E402
 from galmorph.io import atomic_path  # noqa: E402
 
 

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from httpserver import FileServer
 
+from galmorph.catalogue.sample import CATALOGUE_COLUMNS, MAPPING_COLUMNS
 from galmorph.download import fetch, table_check
 from galmorph.errors import DownloadError
-from galmorph.sample import CATALOGUE_COLUMNS, MAPPING_COLUMNS
 
 FAST = {"backoff_s": 0.01, "timeout_s": 5.0, "progress": False, "retries": 4}
 NAME = "gz2_hart16.csv.gz"

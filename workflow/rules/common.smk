@@ -9,7 +9,7 @@ sys.path.insert(0, str(REPO / "src"))
 
 from galmorph import config as galmorph_config  # noqa: E402
 from galmorph.cnn import settings as cnn_settings  # noqa: E402
-from galmorph.sample import shard_names  # noqa: E402
+from galmorph.catalogue.sample import shard_names  # noqa: E402
 
 SCHEMA = galmorph_config.load_schema(REPO / "workflow/schemas/config.schema.yaml")
 galmorph_config.validate(config, SCHEMA)
@@ -91,7 +91,7 @@ def images_zip_url():
 
 
 def images_source():
-    """Keyword arguments of galmorph.acquire.make_source: where the images come from."""
+    """Keyword arguments of galmorph.images.acquire.make_source: where the images come from."""
     images = config["images"]
     if DATASET == "folder":
         folder = config["folder"]
@@ -122,7 +122,7 @@ def jpg_shards(split):
 
 
 def hdf5_shards(split):
-    """The HDF5 shard files of a split, in sample order (read with galmorph.hdf5)."""
+    """The HDF5 shard files of a split, in sample order (read with galmorph.images.hdf5)."""
     return expand(
         "results/images/hdf5/{split}/shard_{shard}.h5", split=split, shard=shards()
     )

@@ -37,7 +37,7 @@ def embed(features: np.ndarray, seed: int, perplexity: float = 30.0) -> np.ndarr
 def training_map(
     reduced: dict, seed: int, max_points: int, perplexity: float = 30.0
 ) -> pd.DataFrame:
-    """The map of a reduced training split (:func:`galmorph.reduction.load_reduced`)."""
+    """The map of a reduced training split (:func:`galmorph.reduction.pipeline.load_reduced`)."""
     n = len(reduced["features"])
     rows = np.arange(n)
     if n > max_points:

@@ -10,12 +10,13 @@ import numpy as np
 import pandas as pd
 from scipy.spatial.distance import cdist
 
-from galmorph import hdf5, plots
+from galmorph import plots
 from galmorph.clustering import make_clusterer, run_clustering
 from galmorph.errors import InputDataError
+from galmorph.images import hdf5
 from galmorph.io import atomic_path
 from galmorph.metrics import NOISE, clustering_scores, majority_accuracy, majority_mapping
-from galmorph.reduction import display_scale
+from galmorph.reduction.pipeline import display_scale
 
 #: scores compared in the summary figure
 SUMMARY_SCORES = (
@@ -163,7 +164,7 @@ def cluster_report(
 ) -> dict:
     """Fit ``method`` on the train features, assign test, write every output.
 
-    ``train`` / ``test`` are reduced splits (:func:`galmorph.reduction.load_reduced`);
+    ``train`` / ``test`` are reduced splits (:func:`galmorph.reduction.pipeline.load_reduced`);
     ``reducer`` the fitted reduction (its aligner makes the mean galaxies);
     ``shards`` the ``train`` and ``test`` HDF5 shards (thumbnails); ``train_map``
     the 2-D map of the training split (:func:`galmorph.clustering.embedding.read_map`);

@@ -32,9 +32,9 @@ import pandas as pd
 from PIL import Image
 from tqdm import tqdm
 
-from galmorph import hdf5
 from galmorph.cnn.shards import ShardIndex, central_crop_bounds
 from galmorph.errors import InputDataError
+from galmorph.images import hdf5
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +114,7 @@ def plan_balanced_set(
     InputDataError
         A class has no training image and ``drop_empty_classes`` is false.
     """
-    from galmorph.classes import chiral_classes
+    from galmorph.catalogue.classes import chiral_classes
     from galmorph.cnn.views import mirror_map
 
     rng = np.random.default_rng(settings.seed)

@@ -2,9 +2,9 @@
 
 A Python generator (h5py) yields one row at a time, so a split is never loaded
 whole: the central region of the stored image, the row's measures
-(:mod:`galmorph.morphometry`: winding and shape), its label and the parameters of the row's random
-view. Batching, resizing, the geometric transform and the photometric jitter
-then run as parallel TensorFlow ops while the model trains.
+(:mod:`galmorph.cnn.measures`: winding and shape), its label and the
+parameters of the row's random view. Batching, resizing, the geometric
+transform and the photometric jitter then run as parallel TensorFlow ops while the model trains.
 
 Every view is one affine resampling of the stored pixels (rotation by any
 angle, zoom, shift and, where allowed, a mirror), drawn anew at every epoch
@@ -24,7 +24,7 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
-from galmorph import measures
+from galmorph.cnn import measures
 from galmorph.cnn.shards import CropCache, ShardIndex
 from galmorph.cnn.views import (  # noqa: F401  (re-exported: the pipeline's vocabulary)
     IDENTITY_VIEW,
@@ -53,7 +53,7 @@ def region_images(index: ShardIndex, order: np.ndarray, side: int, cache: CropCa
 def index_measures(
     index: ShardIndex, crop: int, kind: str = "morphometry", desc: str = "measures"
 ) -> np.ndarray:
-    """:func:`galmorph.measures.measure` (set ``kind``) of every row's central ``crop`` pixels."""
+    """:func:`galmorph.cnn.measures.measure` (set ``kind``) of each row's central ``crop`` px."""
     out = np.empty((len(index), len(measures.feature_names(kind))), dtype=np.float32)
     rows = region_images(index, np.arange(len(index)), crop, None)
     for position, (image, _) in enumerate(
@@ -145,7 +145,7 @@ def make_dataset(
         Measured morphology of the rows (:func:`index_measures`); the
         inputs are then a dict ``{"image", "measures"}``, else the image alone.
     measure_set : str
-        The set ``features`` come from (:data:`galmorph.measures.MEASURE_SETS`):
+        The set ``features`` come from (:data:`galmorph.cnn.measures.MEASURE_SETS`):
         says which measures a mirrored view negates.
     mirror : ndarray of int, optional
         :func:`mirror_map` of the classes; needed when a view mirrors.

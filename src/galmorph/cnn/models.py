@@ -20,7 +20,7 @@
     are volunteers' votes, not certainties).
 
 With ``n_features > 0`` the model takes a second input, ``measures``: the
-measured morphology (:mod:`galmorph.morphometry`: winding of the arms,
+measured morphology (:mod:`galmorph.reduction.morphometry`: winding of the arms,
 concentration, asymmetry, colour ...), standardised with the training set's
 mean and spread (kept in the model), joined to the pooled image features
 before a small dense head. The network then need not learn chirality from a

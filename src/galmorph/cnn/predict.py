@@ -28,9 +28,9 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from galmorph import imaging
 from galmorph.cnn.shards import central_crop_bounds
 from galmorph.errors import GalmorphError, InputDataError
+from galmorph.images import imaging
 from galmorph.io import atomic_path
 
 log = logging.getLogger(__name__)
@@ -59,13 +59,13 @@ def list_images(folder: str | Path) -> list[Path]:
 def load_image(path: str | Path, image_size: int, crop: int | None) -> np.ndarray:
     """The central crop of one image as training saw it (uint8, RGB).
 
-    Decoding and resizing are the images stage's own (:func:`galmorph.imaging.load_image`:
+    Decoding and resizing are the images stage's own (:func:`galmorph.images.imaging.load_image`:
     RGB, central square, Lanczos resize to the stored size), so a folder image
     reaches the network exactly as a shard image would.
 
     Raises
     ------
-    galmorph.imaging.ImageFormatError
+    galmorph.images.imaging.ImageFormatError
         The file is not a readable image.
     """
     pixels = imaging.load_image(path, image_size, "resize")
@@ -87,7 +87,7 @@ def predict_folder(
     -------
     predictions, failures : DataFrame
     """
-    from galmorph import measures
+    from galmorph.cnn import measures
     from galmorph.cnn.data import mirror_map, to_model_input
     from galmorph.cnn.evaluate import tta_views
     from galmorph.cnn.train import check_mirror_safe_names, load

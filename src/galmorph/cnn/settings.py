@@ -40,7 +40,7 @@ class TrainSettings:
     selection_metric: str = "loss"
     #: native pixels of the central crop whose morphology is measured; 0: no measures input
     measure_crop: int = 0
-    #: which measures (galmorph.measures.MEASURE_SETS) the measures input takes
+    #: which measures (galmorph.cnn.measures.MEASURE_SETS) the measures input takes
     measures: str = "morphometry"
     #: the cnn.augment keys (Augmentation); None: every epoch sees the stored pixels
     augment: dict | None = None

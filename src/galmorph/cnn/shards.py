@@ -18,9 +18,9 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from galmorph import hdf5
 from galmorph.errors import InputDataError
-from galmorph.hdf5 import crop_bounds
+from galmorph.images import hdf5
+from galmorph.images.hdf5 import crop_bounds
 
 
 def _decode(value) -> str:
@@ -34,7 +34,7 @@ def source_image_size(path: str | Path) -> int:
 
 
 def central_crop_bounds(size: int, crop: int | None) -> tuple[int, int]:
-    """The central crop of the shard format (:func:`galmorph.hdf5.crop_bounds`)."""
+    """The central crop of the shard format (:func:`galmorph.images.hdf5.crop_bounds`)."""
     return crop_bounds(size, crop)
 
 
@@ -128,9 +128,10 @@ class ShardIndex:
     def from_paths(cls, paths: Sequence[str | Path]) -> ShardIndex:
         """Index ``paths``; raise :class:`InputDataError` naming the file for bad shards.
 
-        Each shard is opened and checked by the format's owner (:func:`galmorph.hdf5.open_shard`);
-        this adds what an index over several shards needs: one label order, one image
-        size and one split across them, and labels within the class list.
+        Each shard is opened and checked by the format's owner
+        (:func:`galmorph.images.hdf5.open_shard`); this adds what an index over several
+        shards needs: one label order, one image size and one split across them, and
+        labels within the class list.
         """
         paths = tuple(str(path) for path in paths)
         if not paths:

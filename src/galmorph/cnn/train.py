@@ -110,7 +110,7 @@ def check_mirror_safe_names(class_names, pairs, key: str) -> None:
     label swap, every mirrored spiral would be labelled wrong. ``key`` is the
     config key that asked for mirrors, named in the message.
     """
-    from galmorph.classes import chiral_classes
+    from galmorph.catalogue.classes import chiral_classes
 
     paired = {name for pair in pairs for name in pair}
     unpaired = [name for name in chiral_classes(class_names) if name not in paired]

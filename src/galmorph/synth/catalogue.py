@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from galmorph.classes import CLASS_NAMES, MalformedClassError, parse
+from galmorph.catalogue.classes import CLASS_NAMES, MalformedClassError, parse
 
 #: Class counts of the study's real 20,000-galaxy sample (train + test,
 #: REFERENCE.md section 2). Users' machines do not have the sample, so the
@@ -75,7 +75,7 @@ def draw_class_strings(rng: np.random.Generator, n: int) -> list[str]:
     Returns
     -------
     list of str
-        Strings of the grammar of :mod:`galmorph.classes`, e.g. ``"SBc2m(r)"``.
+        Strings of the grammar of :mod:`galmorph.catalogue.classes`, e.g. ``"SBc2m(r)"``.
     """
     simple = _choice(rng, CLASS_PROPORTIONS, n)
     u_spiral = rng.random(n)

@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
-from galmorph.classes import GZ2Class, parse
+from galmorph.catalogue.classes import GZ2Class, parse
 
 IMAGE_SIZE = 424
 #: 90 % light radius of the main galaxy, in full-resolution pixels.
@@ -356,7 +356,7 @@ def render(
     Parameters
     ----------
     gz2_class : str or GZ2Class
-        A string of the grammar of :mod:`galmorph.classes`.
+        A string of the grammar of :mod:`galmorph.catalogue.classes`.
     rng : numpy.random.Generator
         The only source of randomness.
     size : int

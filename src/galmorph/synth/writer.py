@@ -23,7 +23,7 @@ import pandas as pd
 from PIL import Image, ImageDraw, ImageFont
 from tqdm import tqdm
 
-from galmorph.classes import CLASS_NAMES, MalformedClassError, parse
+from galmorph.catalogue.classes import CLASS_NAMES, MalformedClassError, parse
 from galmorph.errors import InputDataError
 from galmorph.io import atomic_path
 from galmorph.synth.catalogue import Sky, build_catalogue

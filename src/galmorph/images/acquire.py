@@ -39,7 +39,7 @@ from tqdm import tqdm
 
 from galmorph.download import local_path, read_bytes
 from galmorph.errors import DownloadError, InputDataError
-from galmorph.imaging import policy_problem
+from galmorph.images.imaging import policy_problem
 from galmorph.io import atomic_path
 from galmorph.remote_zip import ZipIndex
 
@@ -277,7 +277,7 @@ def verify_jpeg(data: bytes, size: int, size_policy: str = "resize") -> str | No
         snippet = data[:60].decode("ascii", "replace").replace("\n", " ")
         detail = f"{error}" if data[:2] == b"\xff\xd8" else f"{error}; starts with {snippet!r}"
         return f"not a valid JPEG: {detail}"
-    # The one size/mode policy: galmorph.imaging's, as the conversion applies it.
+    # The one size/mode policy: galmorph.images.imaging's, as the conversion applies it.
     return policy_problem(mode, shape, size, size_policy)
 
 

@@ -26,7 +26,7 @@ resampling of every crop:
 
 The transform is stateless (``fit`` learns nothing), so the training split, the
 test split and any new image get exactly the same treatment; it is the first step
-of the pipeline :func:`galmorph.reduction.fit_reduction` fits and saves, so the
+of the pipeline :func:`galmorph.reduction.pipeline.fit_reduction` fits and saves, so the
 settings travel with the model.
 """
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from galmorph.classes import CLASS_NAMES, simplify_many
+from galmorph.catalogue.classes import CLASS_NAMES, simplify_many
 from galmorph.errors import InputDataError
 from galmorph.io import atomic_path
 

@@ -24,7 +24,7 @@ def directory_asset_ids(directory: str | Path) -> list[int]:
     The listing uses the same file-name pattern as the directory image source
     reads, so every id listed here is one the download stage can find.
     """
-    from galmorph.folder import list_images
+    from galmorph.catalogue.folder import list_images
 
     if not Path(directory).is_dir():
         raise InputDataError(

@@ -14,7 +14,7 @@ memory of both writer and reader to a few images, whatever the shard size.
 
 Readers stream batches from a list of shards::
 
-    from galmorph import hdf5
+    from galmorph.images import hdf5
     names = hdf5.read_class_names(paths)
     for batch in hdf5.iter_batches(paths, batch_size=250, crop=174):
         batch.images   # uint8 (b, 174, 174, 3)
@@ -37,7 +37,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from galmorph.errors import InputDataError
-from galmorph.imaging import SIZE_POLICIES, load_image
+from galmorph.images.imaging import SIZE_POLICIES, load_image
 from galmorph.io import atomic_path
 
 COMPRESSIONS = ("lzf", "gzip", "none")
@@ -159,7 +159,7 @@ def convert_shard(
 ) -> ConversionReport:
     """Write the images of ``rows`` from ``jpg_dir/<asset_id>.jpg`` into one HDF5 shard.
 
-    Images are decoded one at a time (:func:`galmorph.imaging.load_image`, which
+    Images are decoded one at a time (:func:`galmorph.images.imaging.load_image`, which
     applies the size policy) and written to their own chunk, so memory does not
     grow with the shard. The file appears under ``out_path`` only when complete.
 

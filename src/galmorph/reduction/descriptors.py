@@ -1,6 +1,6 @@
 """Rotation-invariant descriptors of an aligned galaxy: a representation for clustering.
 
-PCA of pixels, even of aligned ones (:mod:`galmorph.alignment`), still spends
+PCA of pixels, even of aligned ones (:mod:`galmorph.reduction.alignment`), still spends
 components on details that do not separate galaxy types. These few numbers
 describe what an astronomer looks at, and none of them changes when the galaxy
 is turned about its centre:
@@ -13,7 +13,7 @@ is turned about its centre:
   lopsidedness, ``m = 2`` bars and elongation, ``m = 3, 4`` arms and clumps);
 * ``colour_*``: red minus blue light in the core, the disk and the outskirts;
 * ``axis_ratio`` and ``extent``: the spread across and along the major axis;
-* ``winding``: the sense of the arms (:func:`galmorph.morphometry.winding_features`,
+* ``winding``: the sense of the arms (:func:`galmorph.reduction.morphometry.winding_features`,
   summed over its rings). It is the one descriptor a mirror changes (its sign):
   a rotation keeps a clockwise spiral clockwise, and so do the descriptors.
 
@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 
-from galmorph.morphometry import ANNULI, winding_features
+from galmorph.reduction.morphometry import ANNULI, winding_features
 
 #: Number of equal-width rings of the radial profile, centre to the crop's edge.
 PROFILE_RINGS = 8

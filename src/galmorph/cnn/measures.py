@@ -3,13 +3,13 @@
 ``cnn.measures`` names the set; the trained model's metadata keeps it, so
 evaluation and prediction measure new images the same way:
 
-* ``morphometry``: :func:`galmorph.morphometry.measure` (winding of the arms in
+* ``morphometry``: :func:`galmorph.reduction.morphometry.measure` (winding of the arms in
   three rings, concentration, axis ratio, asymmetry, smoothness, Gini, colours,
   size, signal-to-noise);
 * ``morphometry+descriptors``: those, plus the clustering's rotation-invariant
-  descriptors (:mod:`galmorph.descriptors`: radial profile, azimuthal Fourier
+  descriptors (:mod:`galmorph.reduction.descriptors`: radial profile, azimuthal Fourier
   modes, colour profile, shape, winding) of the galaxy recentred and turned to its
-  major axis (:class:`galmorph.alignment.GalaxyAligner` with the clustering's
+  major axis (:class:`galmorph.reduction.alignment.GalaxyAligner` with the clustering's
   default preprocessing).
 
 Every measure is unchanged by a rotation; :func:`mirror` gives the measures of
@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from galmorph import descriptors, morphometry
-from galmorph.alignment import GalaxyAligner
+from galmorph.reduction import descriptors, morphometry
+from galmorph.reduction.alignment import GalaxyAligner
 
 MEASURE_SETS = ("morphometry", "morphometry+descriptors")
 
