@@ -6,7 +6,7 @@ from pathlib import Path
 import _bootstrap
 
 from galmorph.catalogue.sample import shard_rows
-from galmorph.images.acquire import fetch_shard, make_source, resumable_dir
+from galmorph.images.acquire import Transfer, fetch_shard, make_source, resumable_dir
 
 
 def main(snakemake):
@@ -22,9 +22,7 @@ def main(snakemake):
             staging,
             snakemake.output.failures,
             connections=params.connections,
-            retries=params.retries,
-            backoff_s=params.backoff_s,
-            timeout_s=params.timeout_s,
+            transfer=Transfer(params.timeout_s, params.retries, params.backoff_s),
             max_failure_fraction=params.max_failure_fraction,
             size=params.size,
             size_policy=params.size_policy,

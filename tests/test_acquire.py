@@ -22,6 +22,7 @@ from galmorph.errors import DownloadError, InputDataError
 from galmorph.images.acquire import (
     CutoutSource,
     DirectorySource,
+    Transfer,
     ZipSource,
     fetch_shard,
     make_source,
@@ -31,7 +32,11 @@ from galmorph.images.acquire import (
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 SIZE = 32
-FAST = {"retries": 3, "backoff_s": 0.01, "timeout_s": 5.0, "progress": False, "size": SIZE}
+FAST = {
+    "transfer": Transfer(timeout_s=5.0, retries=3, backoff_s=0.01),
+    "progress": False,
+    "size": SIZE,
+}
 
 
 def jpeg(seed: int, size: int = SIZE, mode: str = "RGB") -> bytes:
@@ -167,7 +172,7 @@ def test_injected_faults(sky, tmp_path):
     server.delay(names[5], 3.0)  # always past the timeout
     server.fail(names[6], times=None, status=404)
     out = tmp_path / "shard_0000"
-    settings = {**FAST, "timeout_s": 0.8, "retries": 3}
+    settings = {**FAST, "transfer": Transfer(timeout_s=0.8, retries=3, backoff_s=0.01)}
     report = fetch_shard(
         shard,
         CutoutSource(server.url(CUTOUT_TEMPLATE)),
@@ -256,7 +261,7 @@ def test_unreachable_source_and_bad_configuration(tmp_path):
     with pytest.raises(DownloadError, match="nonexistent.invalid"):
         fetch_shard(
             rows, ZipSource("http://nonexistent.invalid/images_gz2.zip"), tmp_path / "s",
-            tmp_path / "f.csv", retries=1, progress=False,
+            tmp_path / "f.csv", transfer=Transfer(retries=1), progress=False,
         )  # fmt: skip
     with pytest.raises(InputDataError, match="images.zip_url is empty"):
         make_source("zip", zip_url="")
@@ -289,10 +294,10 @@ KILLED_RUN = """
 import sys
 sys.path.insert(0, {src!r})
 import pandas as pd
-from galmorph.images.acquire import CutoutSource, fetch_shard
+from galmorph.images.acquire import CutoutSource, Transfer, fetch_shard
 rows = pd.read_csv({rows!r})
 fetch_shard(rows, CutoutSource({template!r}), {out!r}, {failures!r},
-            connections=2, retries=2, backoff_s=0.01, timeout_s=10.0, size={size})
+            connections=2, transfer=Transfer(10.0, 2, 0.01), size={size})
 """
 
 

@@ -177,80 +177,44 @@ def train_model(
         index.labels, index.groups, settings.validation_fraction, settings.seed
     )
     train_rows, val_rows = index.subset(train_pos), index.subset(val_pos)
-    log.info(
-        "training on %d images, validating on %d (classes: %s)",
-        len(train_rows),
-        len(val_rows),
-        dict(zip(index.class_names, train_rows.class_counts().tolist(), strict=True)),
-    )
+    counts = dict(zip(index.class_names, train_rows.class_counts().tolist(), strict=True))
+    log.info("training on %d images, validating on %d (%s)", len(train_pos), len(val_pos), counts)
     augment = settings.augmentation()
     check_mirror_safe(index.class_names, augment, settings.mirror_pairs)
-    mirror = mirror_map(index.class_names, settings.mirror_pairs)
     features = None
     if settings.measure_crop:
         features = index_measures(index, settings.measure_crop, settings.measures)
-    steps = int(np.ceil(len(train_rows) / settings.batch_size))
-    model = build_model(
-        settings.architecture,
-        settings.input_size,
-        index.n_classes,
-        settings.learning_rate,
-        n_features=0 if features is None else features.shape[1],
-        steps_per_epoch=steps,
-        epochs=settings.epochs,
-        feature_mean=None if features is None else features[train_pos].mean(axis=0),
-        feature_std=None if features is None else features[train_pos].std(axis=0),
-    )
+
+    def features_of(positions):
+        return None if features is None else features[positions]
+
+    model = _fresh_model(settings, index.n_classes, len(train_rows), features_of(train_pos))
     weights = None
     if settings.class_weights != "none":
         weights = class_weight_map(train_rows.labels, index.n_classes, settings.class_weights)
-    monitor = f"val_{settings.selection_metric}"
-    mode = "min" if settings.selection_metric == "loss" else "max"
+    pipeline = dict(
+        crop=settings.crop,
+        input_size=settings.input_size,
+        batch_size=settings.batch_size,
+        mirror=mirror_map(index.class_names, settings.mirror_pairs),
+        measure_set=settings.measures,
+    )
     with contextlib.ExitStack() as stack:
         folder = None
         if cache_crops:
             folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="galmorph-crops-"))
-        pipeline = dict(
-            crop=settings.crop,
-            input_size=settings.input_size,
-            batch_size=settings.batch_size,
-            mirror=mirror,
-            measure_set=settings.measures,
-        )
         validation = make_dataset(
-            val_rows,
-            shuffle=False,
-            features=None if features is None else features[val_pos],
-            **pipeline,
+            val_rows, shuffle=False, features=features_of(val_pos), **pipeline
         )
-        callbacks = [
-            ValidationScores(validation),
-            keras.callbacks.EarlyStopping(
-                monitor=monitor,
-                mode=mode,
-                patience=settings.early_stopping_patience,
-                restore_best_weights=True,
-            ),
-        ]
-        if RECIPES[settings.architecture].schedule == "plateau":
-            callbacks.append(
-                keras.callbacks.ReduceLROnPlateau(
-                    monitor=monitor,
-                    mode=mode,
-                    factor=0.5,
-                    patience=settings.reduce_lr_patience,
-                    min_lr=1.0e-6,
-                )
-            )
-        first_epoch, history, epochs = 0, {}, settings.epochs
+        callbacks = _selection_callbacks(settings, validation)
+        first_epoch, epochs, saver = 0, settings.epochs, None
         if checkpoint_dir is not None:
-            checkpoint = Checkpoint(checkpoint_dir, training_key(asdict(settings), index))
-            first_epoch, history = checkpoint.restore(model, callbacks)
-            if checkpoint.stopped:  # killed after early stopping: only the best weights remain
-                epochs = first_epoch
-            saver = checkpoint.callback(history)
-            saver.others = list(callbacks)
-            callbacks.append(saver)  # last: sees the counters after the others' update
+            first_epoch, epochs, saver = _resume(
+                Checkpoint(checkpoint_dir, training_key(asdict(settings), index)),
+                model,
+                callbacks,
+                epochs,
+            )
         fitted = model.fit(
             make_dataset(
                 train_rows,
@@ -259,7 +223,7 @@ def train_model(
                 first_epoch=first_epoch,
                 cache_dir=folder,
                 augment=augment,
-                features=None if features is None else features[train_pos],
+                features=features_of(train_pos),
                 **pipeline,
             ),
             validation_data=validation,
@@ -270,25 +234,85 @@ def train_model(
             shuffle=False,  # the pipeline shuffles, seeded, per epoch
             verbose=2,
         )
-    if checkpoint_dir is not None:
-        history = saver.history  # the epochs before a resume, too
-    else:
-        history = fitted.history
-    history = pd.DataFrame(history)
+    # after a resume the checkpoint's history holds the epochs before it, too
+    history = pd.DataFrame(saver.history if saver is not None else fitted.history)
     history.insert(0, "epoch", np.arange(1, len(history) + 1))
     metadata = {
         **asdict(settings),
         "class_names": list(index.class_names),
         "image_size": source_image_size(index.paths[0]),
         "trained_on": list(index.paths),
-        "n_train": len(train_rows),
-        "n_validation": len(val_rows),
-        "best_epoch": int(history[monitor].idxmin() if mode == "min" else history[monitor].idxmax())
-        + 1,
+        "n_train": len(train_pos),
+        "n_validation": len(val_pos),
+        "best_epoch": _best_epoch(history, settings.selection_metric),
         "n_features": 0 if features is None else int(features.shape[1]),
         "class_weight_values": weights,
     }
     return TrainResult(model=model, history=history, metadata=metadata)
+
+
+def _fresh_model(settings: TrainSettings, n_classes: int, n_train: int, features):
+    """The untrained network of ``settings``; measures standardised by the training rows'."""
+    return build_model(
+        settings.architecture,
+        settings.input_size,
+        n_classes,
+        settings.learning_rate,
+        n_features=0 if features is None else features.shape[1],
+        steps_per_epoch=int(np.ceil(n_train / settings.batch_size)),
+        epochs=settings.epochs,
+        feature_mean=None if features is None else features.mean(axis=0),
+        feature_std=None if features is None else features.std(axis=0),
+    )
+
+
+def _monitor(selection_metric: str) -> tuple[str, str]:
+    return f"val_{selection_metric}", ("min" if selection_metric == "loss" else "max")
+
+
+def _best_epoch(history: pd.DataFrame, selection_metric: str) -> int:
+    monitor, mode = _monitor(selection_metric)
+    best = history[monitor].idxmin() if mode == "min" else history[monitor].idxmax()
+    return int(best) + 1
+
+
+def _selection_callbacks(settings: TrainSettings, validation) -> list:
+    """Validation scores, early stopping on the selection metric and, by recipe, LR on plateau."""
+    monitor, mode = _monitor(settings.selection_metric)
+    callbacks = [
+        ValidationScores(validation),
+        keras.callbacks.EarlyStopping(
+            monitor=monitor,
+            mode=mode,
+            patience=settings.early_stopping_patience,
+            restore_best_weights=True,
+        ),
+    ]
+    if RECIPES[settings.architecture].schedule == "plateau":
+        callbacks.append(
+            keras.callbacks.ReduceLROnPlateau(
+                monitor=monitor,
+                mode=mode,
+                factor=0.5,
+                patience=settings.reduce_lr_patience,
+                min_lr=1.0e-6,
+            )
+        )
+    return callbacks
+
+
+def _resume(checkpoint: Checkpoint, model, callbacks: list, epochs: int):
+    """Restore ``checkpoint`` into ``model`` and ``callbacks``; add its saver (last).
+
+    Returns ``(first_epoch, epochs, saver)``.
+    """
+    first_epoch, history = checkpoint.restore(model, callbacks)
+    if checkpoint.stopped:  # killed after early stopping: only the best weights remain
+        epochs = first_epoch
+    saver = checkpoint.callback(history)
+    saver.others = list(callbacks)
+    callbacks.append(saver)  # last: sees the counters after the others' update
+    return first_epoch, epochs, saver
 
 
 def metadata_path(model_path: str | Path) -> Path:

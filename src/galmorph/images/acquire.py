@@ -359,16 +359,130 @@ def _quarantine(folder: Path, asset_id: int, data: bytes | None) -> None:
         _write_atomically(folder / f"{asset_id}.jpg", data)
 
 
+@dataclass(frozen=True)
+class ShardFolder:
+    """Where one shard's images go: kept ones in ``out_dir``, bad bytes in ``quarantine``.
+
+    ``size`` and ``size_policy`` decide what counts as a valid image (:func:`verify_jpeg`).
+    """
+
+    out_dir: Path
+    quarantine: Path
+    size: int = 424
+    size_policy: str = "resize"
+
+    def problem(self, data: bytes) -> str | None:
+        return verify_jpeg(data, self.size, self.size_policy)
+
+    def image(self, asset_id: int) -> Path:
+        return self.out_dir / f"{asset_id}.jpg"
+
+    def present(self, asset_id: int) -> bool:
+        """Whether a valid image is already there; an invalid one is removed to be fetched again."""
+        final = self.image(asset_id)
+        if not final.is_file():
+            return False
+        if self.problem(final.read_bytes()) is None:
+            return True
+        final.unlink()  # e.g. written by an older, laxer run: fetch it again
+        return False
+
+    def keep(self, asset_id: int, data: bytes) -> str | None:
+        """Store valid ``data`` atomically, or quarantine it and say why not."""
+        reason = self.problem(data)
+        if reason is not None:
+            _quarantine(self.quarantine, asset_id, data)
+            return reason
+        _write_atomically(self.image(asset_id), data)
+        (self.quarantine / f"{asset_id}.jpg").unlink(missing_ok=True)
+        return None
+
+
+def _shard_folder(out_dir, quarantine_dir, size: int, size_policy: str) -> ShardFolder:
+    if size_policy not in ("resize", "reject"):
+        raise InputDataError(f"images.size_policy is {size_policy!r}; use resize or reject")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for stale in out_dir.glob(".*.tmp"):  # left by a killed run: never a final file
+        stale.unlink(missing_ok=True)
+    quarantine = (
+        out_dir.parent / f"{out_dir.name}.quarantine"
+        if quarantine_dir is None
+        else Path(quarantine_dir)
+    )
+    return ShardFolder(out_dir, quarantine, size, size_policy)
+
+
+def _fetch_rows(
+    pending: list[dict],
+    source: Source,
+    transfer: Transfer,
+    folder: ShardFolder,
+    connections: int,
+    bar: tqdm,
+) -> tuple[int, list[Failure]]:
+    """Fetch and keep ``pending`` rows over ``connections`` threads: (number kept, failures)."""
+    get, release = source.open(transfer)
+
+    def acquire(row: Mapping[str, Any]) -> str | None:
+        try:
+            data = get(row)
+        except (ImageUnavailable, DownloadError, InputDataError) as error:
+            return str(error)
+        return folder.keep(int(row["asset_id"]), data)
+
+    n_ok, failures = 0, []
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, connections)) as pool:
+            futures = {pool.submit(acquire, row): row for row in pending}
+            try:
+                for future in as_completed(futures):
+                    row, reason = futures[future], future.result()
+                    if reason is None:
+                        n_ok += 1
+                    else:
+                        failures.append(Failure(int(row["asset_id"]), int(row["dr7objid"]), reason))
+                    bar.update()
+            except BaseException:
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise
+    finally:
+        release()
+    return n_ok, failures
+
+
+def _too_many_failures(
+    report: ShardReport, max_failure_fraction: float, folder: ShardFolder, failures_csv
+) -> DownloadError:
+    # The workflow removes a failed job's outputs (the failures CSV too) but keeps
+    # its log: the log holds the full list of what is missing.
+    for failure in report.failures:
+        log.warning(
+            "missing asset_id %d (dr7objid %d): %s",
+            failure.asset_id,
+            failure.dr7objid,
+            failure.reason,
+        )
+    examples = "; ".join(f"{f.asset_id}: {f.reason}" for f in report.failures[:3])
+    quarantine = folder.quarantine
+    return DownloadError(
+        f"{report.n_failed} of {report.n_requested} images "
+        f"({report.n_failed / report.n_requested:.1%}) of {folder.out_dir} failed, more than "
+        f"images.max_failure_fraction = {max_failure_fraction:.1%}. First reasons: "
+        f"{examples}. Full list: {failures_csv} and the log ('missing asset_id' lines)"
+        + (f"; bad bytes kept in {quarantine}" if quarantine.is_dir() else "")
+        + ". Rerun to retry only the missing images, or check images.source and its URL."
+    )
+
+
 def fetch_shard(
     rows: pd.DataFrame,
     source: ZipSource | CutoutSource | DirectorySource,
     out_dir: str | Path,
     failures_csv: str | Path,
     *,
+    transfer: Transfer = Transfer(),
     connections: int = 4,
-    retries: int = 4,
-    backoff_s: float = 0.5,
-    timeout_s: float = 30.0,
     max_failure_fraction: float = 0.02,
     size: int = 424,
     size_policy: str = "resize",
@@ -389,11 +503,11 @@ def fetch_shard(
         (a rerun fetches only what is missing).
     failures_csv : path
         Always written: ``asset_id, dr7objid, reason`` per failed image.
-    connections : int
-        Parallel requests.
-    retries, backoff_s, timeout_s : int, float, float
+    transfer : Transfer
         Attempts per request in total, first wait (doubled each time), seconds
         without data before a request is abandoned.
+    connections : int
+        Parallel requests.
     max_failure_fraction : float
         Raise when more than this fraction of the rows failed.
     size, size_policy : int, {"resize", "reject"}
@@ -416,114 +530,42 @@ def fetch_shard(
     InputDataError
         Rows lacking a required column or listing an asset twice.
     """
-    if size_policy not in ("resize", "reject"):
-        raise InputDataError(f"images.size_policy is {size_policy!r}; use resize or reject")
-    rows = _check_rows(rows, source.required_columns)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    if quarantine_dir is None:
-        quarantine = out_dir.parent / f"{out_dir.name}.quarantine"
-    else:
-        quarantine = Path(quarantine_dir)
-    for stale in out_dir.glob(".*.tmp"):  # left by a killed run: never a final file
-        stale.unlink(missing_ok=True)
-
-    records = rows.to_dict("records")
-    pending, skipped = [], 0
-    for row in records:
-        final = out_dir / f"{int(row['asset_id'])}.jpg"
-        if final.is_file():
-            if verify_jpeg(final.read_bytes(), size, size_policy) is None:
-                skipped += 1
-                continue
-            final.unlink()  # e.g. written by an older, laxer run: fetch it again
-        pending.append(row)
+    folder = _shard_folder(out_dir, quarantine_dir, size, size_policy)
+    records = _check_rows(rows, source.required_columns).to_dict("records")
+    pending = [row for row in records if not folder.present(int(row["asset_id"]))]
+    skipped = len(records) - len(pending)
     log.info(
         "%s: %d images requested, %d already present, %d to fetch from %s",
-        out_dir,
+        folder.out_dir,
         len(records),
         skipped,
         len(pending),
         source.kind,
     )
-
-    failures: list[Failure] = []
-    n_ok = 0
+    n_ok, failures = 0, []
     if pending:
-        transfer = Transfer(timeout_s=timeout_s, retries=retries, backoff_s=backoff_s)
-        get, release = source.open(transfer)
-
-        def acquire(row: Mapping[str, Any]) -> str | None:
-            asset_id = int(row["asset_id"])
-            try:
-                data = get(row)
-            except (ImageUnavailable, DownloadError, InputDataError) as error:
-                return str(error)
-            reason = verify_jpeg(data, size, size_policy)
-            if reason is not None:
-                _quarantine(quarantine, asset_id, data)
-                return reason
-            _write_atomically(out_dir / f"{asset_id}.jpg", data)
-            (quarantine / f"{asset_id}.jpg").unlink(missing_ok=True)
-            return None
-
         bar = tqdm(
             total=len(records),
             initial=skipped,
-            desc=out_dir.name,
+            desc=folder.out_dir.name,
             unit="img",
             file=sys.stderr,
             mininterval=1.0,
             disable=not progress,
         )
-        try:
-            with bar, ThreadPoolExecutor(max_workers=max(1, connections)) as pool:
-                futures = {pool.submit(acquire, row): row for row in pending}
-                try:
-                    for future in as_completed(futures):
-                        row = futures[future]
-                        reason = future.result()
-                        if reason is None:
-                            n_ok += 1
-                        else:
-                            failures.append(
-                                Failure(int(row["asset_id"]), int(row["dr7objid"]), reason)
-                            )
-                        bar.update()
-                except BaseException:
-                    pool.shutdown(wait=True, cancel_futures=True)
-                    raise
-        finally:
-            release()
-
+        with bar:
+            n_ok, failures = _fetch_rows(pending, source, transfer, folder, connections, bar)
     order = {int(row["asset_id"]): number for number, row in enumerate(records)}
     failures.sort(key=lambda failure: order[failure.asset_id])
     write_failures(failures, failures_csv)
     report = ShardReport(len(records), n_ok, skipped, len(failures), failures)
     log.info(
         "%s: %d fetched, %d already present, %d failed",
-        out_dir,
+        folder.out_dir,
         report.n_ok,
         report.n_skipped_existing,
         report.n_failed,
     )
     if records and report.n_failed > max_failure_fraction * report.n_requested:
-        # The workflow removes a failed job's outputs (the failures CSV too) but keeps
-        # its log: the log holds the full list of what is missing.
-        for failure in failures:
-            log.warning(
-                "missing asset_id %d (dr7objid %d): %s",
-                failure.asset_id,
-                failure.dr7objid,
-                failure.reason,
-            )
-        examples = "; ".join(f"{f.asset_id}: {f.reason}" for f in failures[:3])
-        raise DownloadError(
-            f"{report.n_failed} of {report.n_requested} images "
-            f"({report.n_failed / report.n_requested:.1%}) of {out_dir} failed, more than "
-            f"images.max_failure_fraction = {max_failure_fraction:.1%}. First reasons: "
-            f"{examples}. Full list: {failures_csv} and the log ('missing asset_id' lines)"
-            + (f"; bad bytes kept in {quarantine}" if quarantine.is_dir() else "")
-            + ". Rerun to retry only the missing images, or check images.source and its URL."
-        )
+        raise _too_many_failures(report, max_failure_fraction, folder, failures_csv)
     return report

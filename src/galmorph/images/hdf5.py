@@ -196,34 +196,14 @@ def convert_shard(
     if size_policy not in SIZE_POLICIES:
         raise ValueError(f"size_policy must be one of {SIZE_POLICIES}, got {size_policy!r}")
     _dataset_options(compression, gzip_level)  # a bad compression fails before any work
-    missing = [column for column in REQUIRED_COLUMNS if column not in rows.columns]
-    if missing:
-        raise InputDataError(
-            f"rows for {out_path.name} lack column(s) {missing}; "
-            f"the sample CSV must have {list(REQUIRED_COLUMNS)}"
-        )
-    skip = {int(asset) for asset in skip}
-    keep = ~rows["asset_id"].astype(np.int64).isin(skip)
-    rows = rows[keep]
-    n_skipped = int((~keep).sum())
+    rows, n_skipped = _rows_to_convert(rows, skip, out_path.name)
     labels = _label_indices(rows, class_names, f"rows for {out_path.name}")
     asset_ids = rows["asset_id"].to_numpy(np.int64)
-    files = [jpg_dir / f"{asset}.jpg" for asset in asset_ids]
-    absent = [path for path in files if not path.is_file()]
-    if absent:
-        raise InputDataError(
-            f"{len(absent)} image(s) of {out_path.name} are missing from {jpg_dir} and not "
-            f"listed as failed downloads, e.g. {absent[0].name}; rerun the download of this shard"
-        )
-
+    files = _image_files(jpg_dir, asset_ids, out_path.name)
     # Shards keep the whole image; each later stage crops to its own parameter.
     info = {"size_policy": size_policy, "crop": "none", "n_skipped": n_skipped, **(attrs or {})}
     with shard_writer(out_path, len(files), size, class_names, compression=compression,
                       gzip_level=gzip_level, attrs=info) as handle:  # fmt: skip
-        images = handle["images"]
-        # Without a filter a chunk is the raw array: writing it directly skips
-        # HDF5's selection machinery, the main cost after decoding.
-        direct = compression == "none"
         bar = tqdm(
             files,
             desc=f"convert {out_path.name}",
@@ -232,14 +212,46 @@ def convert_shard(
             disable=not progress,
             mininterval=2.0,
         )
-        for i, path in enumerate(bar):
-            pixels = load_image(path, size, size_policy)
-            if direct:
-                images.id.write_direct_chunk((i, 0, 0, 0), np.ascontiguousarray(pixels))
-            else:
-                images[i] = pixels
+        _write_images(handle["images"], (load_image(path, size, size_policy) for path in bar))
         write_rows(handle, asset_ids, rows["dr7objid"].to_numpy(np.int64), labels)
     return ConversionReport(out_path, len(files), n_skipped)
+
+
+def _rows_to_convert(rows: pd.DataFrame, skip: Iterable[int], name: str):
+    """``rows`` less the failed downloads in ``skip``, checked for the format's columns."""
+    missing = [column for column in REQUIRED_COLUMNS if column not in rows.columns]
+    if missing:
+        raise InputDataError(
+            f"rows for {name} lack column(s) {missing}; "
+            f"the sample CSV must have {list(REQUIRED_COLUMNS)}"
+        )
+    skip = {int(asset) for asset in skip}
+    keep = ~rows["asset_id"].astype(np.int64).isin(skip)
+    return rows[keep], int((~keep).sum())
+
+
+def _image_files(jpg_dir: Path, asset_ids: np.ndarray, name: str) -> list[Path]:
+    """``jpg_dir/<asset_id>.jpg`` of every row; all must be there."""
+    files = [jpg_dir / f"{asset}.jpg" for asset in asset_ids]
+    absent = [path for path in files if not path.is_file()]
+    if absent:
+        raise InputDataError(
+            f"{len(absent)} image(s) of {name} are missing from {jpg_dir} and not "
+            f"listed as failed downloads, e.g. {absent[0].name}; rerun the download of this shard"
+        )
+    return files
+
+
+def _write_images(images: h5py.Dataset, pixels: Iterable[np.ndarray]) -> None:
+    """Fill ``images`` one image per chunk, in order."""
+    # Without a filter a chunk is the raw array: writing it directly skips
+    # HDF5's selection machinery, the main cost after decoding.
+    direct = images.compression is None
+    for i, image in enumerate(pixels):
+        if direct:
+            images.id.write_direct_chunk((i, 0, 0, 0), np.ascontiguousarray(image))
+        else:
+            images[i] = image
 
 
 # ----------------------------------------------------------------------------- reading
