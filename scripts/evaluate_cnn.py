@@ -18,6 +18,7 @@ def main(snakemake):
         n_misclassified=snakemake.params.n_misclassified,
         tta_rotations=snakemake.params.tta["rotations"],
         tta_mirror=snakemake.params.tta["mirror"],
+        prior_shift=snakemake.params.prior_shift,
     )
 
 

@@ -15,6 +15,7 @@ def main(snakemake):
         batch_size=snakemake.params.batch_size,
         tta_rotations=snakemake.params.tta["rotations"],
         tta_mirror=snakemake.params.tta["mirror"],
+        prior_shift=snakemake.params.prior_shift,
     )
     print(f"{len(predictions)} image(s) classified, {len(failures)} skipped")
 

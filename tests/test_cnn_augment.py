@@ -179,7 +179,8 @@ def toy_model(toy_shards):
         architecture="resnet", crop=80, input_size=32, epochs=12, batch_size=16,
         learning_rate=3.0e-3, validation_fraction=0.2, class_weights="sqrt",
         early_stopping_patience=12, selection_metric="macro_f1", measure_crop=SIZE,
-        augment={"max_zoom": 0.05, "noise": 0.01}, mirror_pairs=PAIRS, seed=3,
+        measure_scales=(0.5, 1.0), augment={"max_zoom": 0.05, "noise": 0.01},
+        mirror_pairs=PAIRS, seed=3,
     )  # fmt: skip
     return train.train_model(index, settings)
 
@@ -187,7 +188,8 @@ def toy_model(toy_shards):
 def test_resnet_with_measures_learns_the_toy_set_and_tells_the_senses_apart(toy_model, toy_shards):
     result = toy_model
     assert {"val_macro_f1", "val_balanced_accuracy"} <= set(result.history.columns)
-    assert result.metadata["n_features"] == morphometry.N_FEATURES
+    assert result.metadata["n_features"] == 2 * morphometry.N_FEATURES  # two crops
+    assert result.metadata["class_counts"] == [24, 24, 24]
     test = ShardIndex.from_paths([toy_shards[1]])
     y_true, proba, _ = predict_index(result.model, test, result.metadata, 16, tta_views(4, True))
     metrics = compute_metrics(y_true, proba, NAMES, PAIRS)
@@ -222,3 +224,36 @@ def test_predicting_a_folder_gives_the_evaluations_probabilities(toy_model, tmp_
     assert failures.empty and table["id"].tolist() == [f"{n:03d}" for n in range(len(labels))]
     got = table[[f"p_{name}" for name in NAMES]].to_numpy()
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
+    # the decision shifted towards the training prior, the same way in both
+    _, shifted, _ = predict_index(toy_model.model, ShardIndex.from_paths([shard]),
+                                  toy_model.metadata, 4, prior_shift=0.3)  # fmt: skip
+    table, _ = predict.predict_folder(tmp_path / "model.keras", folder, tmp_path / "out.csv",
+                                      batch_size=4, prior_shift=0.3)  # fmt: skip
+    np.testing.assert_allclose(table[[f"p_{name}" for name in NAMES]].to_numpy(), shifted,
+                               rtol=1e-4, atol=1e-5)  # fmt: skip
+
+
+def test_the_prior_shift_moves_decisions_towards_the_frequent_classes():
+    from galmorph.cnn.evaluate import shift_to_prior
+
+    proba = np.array([[0.4, 0.6], [0.7, 0.3], [0.5, 0.5]])
+    meta = {"class_counts": [900, 100]}
+    assert shift_to_prior(proba, meta, 0.0) is proba
+    shifted = shift_to_prior(proba, meta, 0.5)
+    np.testing.assert_allclose(shifted.sum(axis=1), 1.0)
+    # odds times sqrt(9) = 3 for the frequent class
+    np.testing.assert_allclose(shifted[:, 0] / shifted[:, 1], 3 * proba[:, 0] / proba[:, 1])
+    assert shifted.argmax(axis=1).tolist() == [0, 0, 0]
+    np.testing.assert_allclose(shift_to_prior(proba, {"class_counts": [5, 5]}, 1.0), proba)
+    with pytest.raises(InputDataError, match="class_counts"):
+        shift_to_prior(proba, {}, 0.2)
+
+
+def test_measure_scales_outside_zero_to_one_are_refused():
+    for scales in ((), (0.0,), (1.5,), (0.5, -1.0)):
+        with pytest.raises(InputDataError, match="cnn.measure_scales"):
+            train.TrainSettings(measure_scales=scales)
+    assert train.TrainSettings(measure_crop=120, measure_scales=[1, 0.5]).measure_crops() == (
+        60,
+        120,
+    )

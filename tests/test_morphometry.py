@@ -125,3 +125,22 @@ def test_each_measure_set_mirrors_by_its_parity_and_keeps_quarter_turns(kind):
     np.testing.assert_allclose(measures.mirror(values, kind)[~winding], values[~winding], atol=1e-6)
     with pytest.raises(ValueError, match="cnn.measures"):
         measures.measure(image, "pixels")
+
+
+@pytest.mark.parametrize("kind", MEASURE_SETS)
+def test_several_crops_are_each_crops_measures_side_by_side_and_mirror_crop_by_crop(kind):
+    assert measures.measure_crops(128, (1.0, 0.5, 0.75)) == (64, 96, 128)
+    assert measures.measure_crops(0, (0.5, 1.0)) == ()
+    image = spiral_image(sense=1, noise=0.01)  # 96 px
+    crops = measures.measure_crops(96, (0.5, 1.0))
+    values = measures.measure_regions(image, kind, crops)
+    width = len(measures.feature_names(kind))
+    assert values.shape == (2 * width,)
+    np.testing.assert_array_equal(values[:width], measures.measure(image[24:72, 24:72], kind))
+    np.testing.assert_array_equal(values[width:], measures.measure(image, kind))
+    mirrored = measures.measure_regions(image[:, ::-1], kind, crops)
+    winding = measures.mirror_parity(kind, 2) < 0
+    assert winding[:width].tolist() == winding[width:].tolist() and winding.any()
+    assert np.all(np.sign(mirrored[winding]) == -np.sign(values[winding]))
+    np.testing.assert_array_equal(measures.mirror(values, kind)[winding], -values[winding])
+    np.testing.assert_array_equal(measures.mirror(values, kind)[~winding], values[~winding])

@@ -120,6 +120,7 @@ rule evaluate_cnn:
         batch_size=config["cnn"]["batch_size"],
         n_misclassified=24,
         tta=dict(sorted(config["cnn"]["tta"].items())),
+        prior_shift=config["cnn"]["prior_shift"],
     script:
         "../../scripts/evaluate_cnn.py"
 
@@ -188,6 +189,7 @@ rule predict_folder:
         folder=config.get("predict_folder", ""),
         batch_size=config["cnn"]["batch_size"],
         tta=dict(sorted(config["cnn"]["tta"].items())),
+        prior_shift=config["cnn"]["prior_shift"],
     script:
         "../../scripts/predict_folder.py"
 

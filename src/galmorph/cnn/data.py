@@ -51,15 +51,20 @@ def region_images(index: ShardIndex, order: np.ndarray, side: int, cache: CropCa
 
 
 def index_measures(
-    index: ShardIndex, crop: int, kind: str = "morphometry", desc: str = "measures"
+    index: ShardIndex, crops, kind: str = "morphometry", desc: str = "measures"
 ) -> np.ndarray:
-    """:func:`galmorph.cnn.measures.measure` (set ``kind``) of each row's central ``crop`` px."""
-    out = np.empty((len(index), len(measures.feature_names(kind))), dtype=np.float32)
-    rows = region_images(index, np.arange(len(index)), crop, None)
+    """:func:`galmorph.cnn.measures.measure_regions` of every row: set ``kind``, central ``crops``.
+
+    ``crops``: one side in native pixels, or several (:func:`galmorph.cnn.measures.measure_crops`).
+    """
+    crops = (int(crops),) if np.isscalar(crops) else tuple(int(crop) for crop in crops)
+    width = len(measures.feature_names(kind)) * len(crops)
+    out = np.empty((len(index), width), dtype=np.float32)
+    rows = region_images(index, np.arange(len(index)), max(crops), None)
     for position, (image, _) in enumerate(
         tqdm(rows, total=len(index), desc=desc, unit="image", mininterval=5)
     ):
-        out[position] = measures.measure(image, kind)
+        out[position] = measures.measure_regions(image, kind, crops)
     return out
 
 

@@ -356,12 +356,48 @@ def tta_views(rotations: int, mirror: bool) -> list[tuple[float, bool]]:
     return [(angle, flip) for flip in ((False, True) if mirror else (False,)) for angle in angles]
 
 
-def predict_index(model, index, metadata: dict, batch_size: int = 64, views=((0.0, False),)):
+def model_measure_crops(metadata: dict) -> tuple[int, ...]:
+    """The central crops a trained model's measures input is measured in; () if it has none."""
+    from galmorph.cnn.measures import measure_crops
+
+    return measure_crops(metadata.get("measure_crop") or 0, metadata.get("measure_scales", (1.0,)))
+
+
+def shift_to_prior(proba: np.ndarray, metadata: dict, power: float) -> np.ndarray:
+    """``proba`` times the training rows' class frequencies to ``power``, summed to 1 per row.
+
+    A model trained with class weights (or on a balanced set) learns as if the rare
+    classes were common, which costs accuracy on the real mix; ``power`` moves its
+    decisions part of the way back (``cnn.prior_shift``; 0 leaves them as trained;
+    with square-root class weights, 0.5 restores the unweighted prior).
+    """
+    if not power:
+        return proba
+    counts = metadata.get("class_counts")
+    if counts is None:
+        raise InputDataError(
+            "the model's model.json has no class_counts (it was trained by an earlier "
+            "release): retrain it, or set cnn.prior_shift to 0"
+        )
+    prior = np.maximum(np.asarray(counts, dtype=np.float64), 1.0)
+    shifted = np.asarray(proba, dtype=np.float64) * (prior / prior.sum()) ** float(power)
+    return shifted / shifted.sum(axis=1, keepdims=True)
+
+
+def predict_index(
+    model,
+    index,
+    metadata: dict,
+    batch_size: int = 64,
+    views=((0.0, False),),
+    prior_shift: float = 0.0,
+):
     """Probabilities of every row of ``index``, averaged over ``views`` (test-time augmentation).
 
     A mirrored view's probabilities are mapped back through the mirror pairs
     (a mirrored clockwise spiral is scored as anticlockwise, and counted for
-    clockwise). Returns ``(y_true, proba, features)``.
+    clockwise); the mean is then shifted towards the training prior
+    (:func:`shift_to_prior`). Returns ``(y_true, proba, features)``.
     """
     from galmorph.cnn.data import index_measures, make_dataset, mirror_map
 
@@ -369,8 +405,8 @@ def predict_index(model, index, metadata: dict, batch_size: int = 64, views=((0.
     mapping = mirror_map(metadata["class_names"], pairs)
     features = None
     measure_set = metadata.get("measures", "morphometry")
-    if metadata.get("measure_crop"):
-        features = index_measures(index, metadata["measure_crop"], measure_set)
+    if model_measure_crops(metadata):
+        features = index_measures(index, model_measure_crops(metadata), measure_set)
     total, y_true = None, None
     for angle, flip in views:
         dataset = make_dataset(
@@ -386,7 +422,7 @@ def predict_index(model, index, metadata: dict, batch_size: int = 64, views=((0.
         if flip:
             proba = proba[:, mapping]
         total = proba if total is None else total + proba
-    return y_true, total / len(views), features
+    return y_true, shift_to_prior(total / len(views), metadata, prior_shift), features
 
 
 def _model_inputs(index, metadata: dict, positions: np.ndarray, features) -> tuple:
@@ -479,6 +515,7 @@ def evaluate_on_shards(
     n_misclassified: int = 24,
     tta_rotations: int = 1,
     tta_mirror: bool = False,
+    prior_shift: float = 0.0,
 ) -> dict:
     """Evaluate ``model`` on the test shards and write every report file.
 
@@ -496,6 +533,8 @@ def evaluate_on_shards(
     tta_rotations, tta_mirror :
         Test-time augmentation: probabilities averaged over this many turns,
         each also mirrored (with the label swap of the mirror pairs).
+    prior_shift : float
+        :func:`shift_to_prior` power of the decision (``cnn.prior_shift``).
 
     Returns
     -------
@@ -519,10 +558,13 @@ def evaluate_on_shards(
     if tta_mirror:
         check_mirror_safe_names(class_names, pairs, "cnn.tta.mirror")
     views = tta_views(tta_rotations, tta_mirror)
-    y_true, proba, features = predict_index(model, index, metadata, batch_size, views)
+    y_true, proba, features = predict_index(
+        model, index, metadata, batch_size, views, prior_shift=prior_shift
+    )
     metrics = compute_metrics(y_true, proba, class_names, pairs)
     metrics["variant"] = metadata.get("variant")
     metrics["tta_views"] = len(views)
+    metrics["prior_shift"] = float(prior_shift)
     predicted = proba.argmax(axis=1)
     wrong_rows = np.flatnonzero(predicted != y_true)[:n_misclassified]
     wrong = []

@@ -80,6 +80,7 @@ def predict_folder(
     batch_size: int = 64,
     tta_rotations: int = 1,
     tta_mirror: bool = False,
+    prior_shift: float = 0.0,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Classify every JPEG of ``folder``; write the predictions and the failures CSVs.
 
@@ -89,7 +90,7 @@ def predict_folder(
     """
     from galmorph.cnn import measures
     from galmorph.cnn.data import mirror_map, to_model_input
-    from galmorph.cnn.evaluate import tta_views
+    from galmorph.cnn.evaluate import model_measure_crops, shift_to_prior, tta_views
     from galmorph.cnn.train import check_mirror_safe_names, load
 
     model, meta = load(model_path)
@@ -100,9 +101,10 @@ def predict_folder(
     mapping = mirror_map(class_names, pairs)
     views = tta_views(tta_rotations, tta_mirror)
     crop = meta["crop"] or meta["image_size"]
-    measure_crop = meta.get("measure_crop") or 0
+    measure_crops = model_measure_crops(meta)
     measure_set = meta.get("measures", "morphometry")
-    side = max(crop, measure_crop)
+    side = max((crop, *measure_crops))
+    shift_to_prior(np.ones((1, len(class_names))), meta, prior_shift)  # refuses before any work
     files = list_images(folder)
     if not files:
         log.warning("%s: no .jpg/.jpeg file to classify", folder)
@@ -115,11 +117,9 @@ def predict_folder(
         offset = (side - crop) // 2
         images = regions[:, offset : offset + crop, offset : offset + crop]
         features = None
-        if measure_crop:
-            start = (side - measure_crop) // 2
-            stop = start + measure_crop
+        if measure_crops:
             features = np.stack(
-                [measures.measure(r[start:stop, start:stop], measure_set) for r in regions]
+                [measures.measure_regions(r, measure_set, measure_crops) for r in regions]
             )
         proba = 0.0
         for angle, flip in views:
@@ -133,7 +133,7 @@ def predict_folder(
                 }
             view_proba = np.asarray(model(inputs, training=False))
             proba = proba + (view_proba[:, mapping] if flip else view_proba)
-        proba = proba / len(views)
+        proba = shift_to_prior(proba / len(views), meta, prior_shift)
         for name, p in zip(ids, proba, strict=True):
             best = int(p.argmax())
             rows.append([name, class_names[best], float(p[best]), *map(float, p)])
@@ -177,6 +177,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--tta-mirror", action="store_true", help="also mirrored views (labels swapped)"
     )
+    parser.add_argument(
+        "--prior-shift", type=float, default=0.0,
+        help="decisions shifted towards the training classes' frequencies (cnn.prior_shift)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
     try:
@@ -187,6 +191,7 @@ def main(argv: list[str] | None = None) -> int:
             args.batch_size,
             tta_rotations=args.tta_rotations,
             tta_mirror=args.tta_mirror,
+            prior_shift=args.prior_shift,
         )
     except GalmorphError as error:
         print(f"{type(error).__name__}: {error}", file=sys.stderr)

@@ -40,6 +40,8 @@ class TrainSettings:
     selection_metric: str = "loss"
     #: native pixels of the central crop whose morphology is measured; 0: no measures input
     measure_crop: int = 0
+    #: the measures are taken in measure_crop times each of these scales (at most 1)
+    measure_scales: tuple = (1.0,)
     #: which measures (galmorph.cnn.measures.MEASURE_SETS) the measures input takes
     measures: str = "morphometry"
     #: the cnn.augment keys (Augmentation); None: every epoch sees the stored pixels
@@ -63,6 +65,18 @@ class TrainSettings:
                 f"{', '.join(SELECTION_METRICS)}"
             )
         object.__setattr__(self, "mirror_pairs", tuple(tuple(p) for p in self.mirror_pairs))
+        scales = tuple(float(scale) for scale in self.measure_scales)
+        if not scales or not all(0.0 < scale <= 1.0 for scale in scales):
+            raise InputDataError(
+                f"cnn.measure_scales is {list(scales)}; give one or more scales in (0, 1]"
+            )
+        object.__setattr__(self, "measure_scales", scales)
+
+    def measure_crops(self) -> tuple[int, ...]:
+        """The central crops (native pixels) the measures input is measured in; () if none."""
+        from galmorph.cnn.measures import measure_crops
+
+        return measure_crops(self.measure_crop, self.measure_scales)
 
     def augmentation(self) -> Augmentation | None:
         return None if self.augment is None else Augmentation(**self.augment)

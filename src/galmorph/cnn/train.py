@@ -183,7 +183,7 @@ def train_model(
     check_mirror_safe(index.class_names, augment, settings.mirror_pairs)
     features = None
     if settings.measure_crop:
-        features = index_measures(index, settings.measure_crop, settings.measures)
+        features = index_measures(index, settings.measure_crops(), settings.measures)
 
     def features_of(positions):
         return None if features is None else features[positions]
@@ -247,6 +247,8 @@ def train_model(
         "best_epoch": _best_epoch(history, settings.selection_metric),
         "n_features": 0 if features is None else int(features.shape[1]),
         "class_weight_values": weights,
+        # the class frequencies the model learnt, for the decision's prior shift (cnn.prior_shift)
+        "class_counts": index.class_counts().tolist(),
     }
     return TrainResult(model=model, history=history, metadata=metadata)
 
