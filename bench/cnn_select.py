@@ -166,6 +166,10 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
             for shift in PRIOR_SHIFTS
         }
         best_shift = max(PRIOR_SHIFTS, key=lambda shift: (scored[shift]["f1_macro"], -shift))
+        for shift, metrics in scored.items():
+            print(f"  prior_shift {shift:.1f}: accuracy {metrics['accuracy']:.3f}, macro-F1 "
+                  f"{metrics['f1_macro']:.3f}, balanced accuracy "
+                  f"{metrics['balanced_accuracy']:.3f}")  # fmt: skip
         row(name, scored[0.0], seconds, best_shift, scored[best_shift])
         print(pd.DataFrame(rows[-1:]).to_string(index=False, float_format="%.3f"), flush=True)
         import keras
