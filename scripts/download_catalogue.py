@@ -3,7 +3,8 @@ import _bootstrap  # noqa: F401
 from galmorph.catalogue.sample import CATALOGUE_COLUMNS, MAPPING_COLUMNS
 from galmorph.download import fetch, table_check
 
-#: What each file must hold (REFERENCE.md section 3): checked before it takes its name.
+#: What each file must hold (docs/design.md, the GZ2 release files): checked before it
+#: takes its name.
 REQUIRED = {"hart16": CATALOGUE_COLUMNS, "mapping": MAPPING_COLUMNS}
 
 

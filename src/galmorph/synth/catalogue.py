@@ -14,7 +14,7 @@ import pandas as pd
 from galmorph.catalogue.classes import CLASS_NAMES, MalformedClassError, parse
 
 #: Class counts of the study's real 20,000-galaxy sample (train + test,
-#: REFERENCE.md section 2). Users' machines do not have the sample, so the
+#: the internship report's appendix A). Users' machines do not have the sample, so the
 #: counts live here; a test checks them against the real files.
 CLASS_COUNTS: dict[str, int] = {
     "Er": 1674 + 1599,

@@ -1,6 +1,7 @@
 """Write a synthetic sky in the formats of the Galaxy Zoo 2 release.
 
-Three files, as REFERENCE.md section 3 describes the real ones:
+Three files, in the formats of the real ones (docs/design.md, "The Galaxy Zoo 2
+release files"):
 ``gz2_hart16.csv.gz``, ``gz2_filename_mapping.csv`` and ``images_gz2.zip``
 (members ``images/<asset_id>.jpg``). The files are byte-identical for the
 same arguments: gzip and zip timestamps are fixed, and each image has its
