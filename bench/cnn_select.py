@@ -99,6 +99,12 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     parser.add_argument("--epochs", type=int, default=None, help="override every candidate's")
     parser.add_argument("--seed", type=int, default=31)
     parser.add_argument(
+        "--save-probabilities", type=Path, default=None, metavar="DIR",
+        help="write each candidate's held-out labels, probabilities (before any prior shift) "
+        "and training class counts to DIR/<candidate>.npz, to try decision rules later "
+        "without retraining",
+    )  # fmt: skip
+    parser.add_argument(
         "--set", nargs="*", default=[], metavar="KEY=VALUE",
         help="override a setting of every candidate (YAML value), e.g. input_size=32",
     )  # fmt: skip
@@ -159,6 +165,11 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
         # scored as the workflow scores the test split: averaged over 4 turns and their mirrors
         views = tta_views(4, bool(settings.mirror_pairs))
         y_true, proba, _ = predict_index(result.model, held, result.metadata, 64, views)
+        if args.save_probabilities is not None:
+            args.save_probabilities.mkdir(parents=True, exist_ok=True)
+            np.savez(args.save_probabilities / f"{name}.npz", y_true=y_true, proba=proba,
+                     class_counts=result.metadata["class_counts"],
+                     class_names=index.class_names)  # fmt: skip
         scored = {
             shift: compute_metrics(
                 y_true, shift_to_prior(proba, result.metadata, shift), index.class_names, PAIRS

@@ -70,8 +70,15 @@ def test_the_tuning_script_opens_no_test_shard(tmp_path, monkeypatch):
         str(tmp_path), "--holdout", "0.3", "--epochs", "1",
         "--candidates", "resnet-96px-measures", "resnet-96px-no-measures",
         "--set", "crop=64", "input_size=32", "measure_crop=64", "batch_size=8",
+        "--save-probabilities", str(tmp_path / "held_out"),
     ])  # fmt: skip
     assert opened and Path(test_shard).resolve() not in opened
     assert {path.parent.name for path in opened} == {"train"}
     assert table["candidate"].tolist()[1:] == ["resnet-96px-measures", "resnet-96px-no-measures"]
     assert table["candidate"][0].startswith("baseline: always")
+    # every candidate scored at each prior shift; the saved probabilities are the unshifted ones
+    assert set(table["prior_shift"].iloc[1:]) <= set(cnn_select.PRIOR_SHIFTS)
+    saved = np.load(tmp_path / "held_out" / "resnet-96px-measures.npz")
+    assert saved["proba"].shape == (len(saved["y_true"]), len(NAMES))
+    np.testing.assert_allclose(saved["proba"].sum(axis=1), 1.0, rtol=1e-5)
+    assert saved["class_counts"].sum() + len(saved["y_true"]) == 30  # the training shard
