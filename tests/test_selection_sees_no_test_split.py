@@ -82,3 +82,34 @@ def test_the_tuning_script_opens_no_test_shard(tmp_path, monkeypatch):
     assert saved["proba"].shape == (len(saved["y_true"]), len(NAMES))
     np.testing.assert_allclose(saved["proba"].sum(axis=1), 1.0, rtol=1e-5)
     assert saved["class_counts"].sum() + len(saved["y_true"]) == 30  # the training shard
+
+
+def test_the_balanced_shift_script_opens_no_test_shard(tmp_path, monkeypatch):
+    require_module("tensorflow")
+    sys.path.insert(0, str(REPO / "bench"))
+    import cnn_balanced_shift
+
+    hdf5 = tmp_path / "results" / "images" / "hdf5"
+    images, labels = toy_images(10, seed=4)
+    write_shard(hdf5 / "train" / "shard_0000.h5", images, labels, np.arange(30), "train",
+                class_names=NAMES)  # fmt: skip
+    images, labels = toy_images(4, seed=5)
+    test_shard = write_shard(hdf5 / "test" / "shard_0000.h5", images, labels, 100 + np.arange(12),
+                             "test", class_names=NAMES)  # fmt: skip
+    opened = []
+    real_file = h5py.File
+
+    def spy(name, *args, **kwargs):
+        if isinstance(name, str | os.PathLike):
+            opened.append(Path(name).resolve())
+        return real_file(name, *args, **kwargs)
+
+    monkeypatch.setattr(h5py, "File", spy)
+    rows = cnn_balanced_shift.main([
+        str(tmp_path), "--holdout", "0.3", "--epochs", "1", "--per-class", "6",
+        "--candidate", "resnet-96px-measures",
+    ])  # fmt: skip
+    assert opened and Path(test_shard).resolve() not in opened
+    assert "test" not in {path.parent.name for path in opened}
+    assert [row["shift"] for row in rows] == list(cnn_balanced_shift.SHIFTS)
+    assert all(0.0 <= row["accuracy"] <= 1.0 for row in rows)
