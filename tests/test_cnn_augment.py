@@ -190,6 +190,7 @@ def test_resnet_with_measures_learns_the_toy_set_and_tells_the_senses_apart(toy_
     assert {"val_macro_f1", "val_balanced_accuracy"} <= set(result.history.columns)
     assert result.metadata["n_features"] == 2 * morphometry.N_FEATURES  # two crops
     assert result.metadata["class_counts"] == [24, 24, 24]
+    assert result.metadata["split_class_counts"] == [24, 24, 24]  # not a balanced set
     test = ShardIndex.from_paths([toy_shards[1]])
     y_true, proba, _ = predict_index(result.model, test, result.metadata, 16, tta_views(4, True))
     metrics = compute_metrics(y_true, proba, NAMES, PAIRS)
@@ -237,16 +238,17 @@ def test_the_prior_shift_moves_decisions_towards_the_frequent_classes():
     from galmorph.cnn.evaluate import shift_to_prior
 
     proba = np.array([[0.4, 0.6], [0.7, 0.3], [0.5, 0.5]])
-    meta = {"class_counts": [900, 100]}
+    meta = {"split_class_counts": [900, 100], "class_counts": [400, 400]}
     assert shift_to_prior(proba, meta, 0.0) is proba
     shifted = shift_to_prior(proba, meta, 0.5)
     np.testing.assert_allclose(shifted.sum(axis=1), 1.0)
     # odds times sqrt(9) = 3 for the frequent class
     np.testing.assert_allclose(shifted[:, 0] / shifted[:, 1], 3 * proba[:, 0] / proba[:, 1])
     assert shifted.argmax(axis=1).tolist() == [0, 0, 0]
-    np.testing.assert_allclose(shift_to_prior(proba, {"class_counts": [5, 5]}, 1.0), proba)
-    with pytest.raises(InputDataError, match="class_counts"):
-        shift_to_prior(proba, {}, 0.2)
+    np.testing.assert_allclose(shift_to_prior(proba, {"split_class_counts": [5, 5]}, 1.0), proba)
+    # a model of an earlier release (no split counts) is refused, not silently left unshifted
+    with pytest.raises(InputDataError, match="split_class_counts"):
+        shift_to_prior(proba, {"class_counts": [400, 400]}, 0.2)
 
 
 def test_measure_scales_outside_zero_to_one_are_refused():

@@ -118,6 +118,22 @@ def test_every_kept_class_has_exactly_per_class_images(balanced):
     assert bool(by_class.loc["merger", "dropped"])
 
 
+def test_the_balanced_set_remembers_the_split_it_was_drawn_from(balanced, splits):
+    """The training split's own class mix and image size travel with the balanced set: the
+    balanced variant's prior shift moves towards the real mix, not towards 8 of each."""
+    from galmorph.cnn.shards import source_class_counts, source_image_size
+
+    path, _ = balanced
+    train, _ = splits
+    split = ShardIndex.from_paths(train)
+    expected = [TRAIN_COUNTS.get(name, 0) for name in CLASS_NAMES]
+    assert split.class_counts().tolist() == expected
+    balanced_index = ShardIndex.from_paths([path])
+    assert source_class_counts(balanced_index).tolist() == expected
+    assert balanced_index.class_counts().tolist() == [8, 8, 8, 8, 0, 8]
+    assert source_image_size(path) == split.image_size != balanced_index.image_size
+
+
 def test_majority_class_is_a_subset_of_distinct_originals(balanced, splits):
     path, _ = balanced
     data = read_all(path)

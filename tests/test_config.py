@@ -168,3 +168,16 @@ def test_every_key_is_described_and_config_readme_is_current():
     assert (REPO / "config" / "README.md").read_text() == expected, (
         "config/README.md is stale: python -m galmorph.config > config/README.md"
     )
+
+
+def test_an_ensemble_without_its_two_members_is_refused():
+    config = default_config()
+    config["cnn"]["variants"] = ["unbalanced", "ensemble"]
+    message = error_of(config)
+    assert "cnn.variants" in message and "balanced" in message and "ensemble" in message
+
+
+def test_a_prior_shift_for_an_unknown_variant_is_refused():
+    config = default_config()
+    config["cnn"]["prior_shift"]["balance"] = 0.2
+    assert "cnn.prior_shift.balance" in error_of(config)

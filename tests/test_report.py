@@ -40,7 +40,7 @@ CHROMIUM_FLAGS = [
 ]
 STAGE_CATEGORIES = {"Demo", "Sample", "Images", "Reduction", "Clustering", "CNN"}
 METHODS = {"kmeans", "hierarchical", "hdbscan", "som", "gmm"}
-VARIANTS = {"unbalanced", "balanced"}
+VARIANTS = {"unbalanced", "balanced", "ensemble"}
 assert "methods" not in TINY_CONFIG.get("clustering", {}), "the tiny run keeps every method"
 
 

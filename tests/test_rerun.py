@@ -22,7 +22,7 @@ _WILDCARDS = re.compile(r"^\s+wildcards: (.+)$", re.MULTILINE)
 SPLITS = ("train", "test")
 SHARD = "0000"  # the tiny run has one shard per split
 METHODS = ("kmeans", "hierarchical", "hdbscan", "som", "gmm")
-VARIANTS = ("unbalanced", "balanced")
+VARIANTS = ("unbalanced", "balanced")  # trained; the ensemble joins their networks
 assert TINY_CONFIG["images"]["n_shards"] == 1
 
 
@@ -47,10 +47,12 @@ IMAGES = (
 )
 REDUCTION = {"fit_reduction"} | jobs("reduce_split", "split", SPLITS)
 CLUSTERING = jobs("cluster", "method", METHODS) | {"map_training_split", "clustering_summary"}
+ENSEMBLE = {"assemble_cnn_ensemble", "evaluate_cnn[variant=ensemble]"}
 CNN = (
     {"balance_training_set", "cnn_summary"}
     | jobs("train_cnn", "variant", VARIANTS)
     | jobs("evaluate_cnn", "variant", VARIANTS)
+    | ENSEMBLE
 )
 #: The CNN summary sets the networks beside the clustering scores, so it follows both.
 SUMMARIES = {"clustering_summary", "cnn_summary"}
@@ -119,8 +121,14 @@ def test_nothing_changed_schedules_nothing(finished_run):
         pytest.param(
             {"cnn": {"balanced": {"per_class": 5}}},
             {"balance_training_set", "train_cnn[variant=balanced]"}
-            | {"evaluate_cnn[variant=balanced]", "cnn_summary"},
-            id="balancing touches the balanced variant only",
+            | {"evaluate_cnn[variant=balanced]", "cnn_summary"}
+            | ENSEMBLE,
+            id="balancing touches the balanced variant and the ensemble only",
+        ),
+        pytest.param(
+            {"cnn": {"prior_shift": {"ensemble": 0.3}}},
+            {"evaluate_cnn[variant=ensemble]", "cnn_summary"},
+            id="a variant's prior shift re-evaluates that variant only",
         ),
         pytest.param(
             {"reduction": {"n_components": 5}},

@@ -84,10 +84,10 @@ def test_the_tuning_script_opens_no_test_shard(tmp_path, monkeypatch):
     assert saved["class_counts"].sum() + len(saved["y_true"]) == 30  # the training shard
 
 
-def test_the_balanced_shift_script_opens_no_test_shard(tmp_path, monkeypatch):
+def test_the_ensemble_selection_opens_no_test_shard(tmp_path, monkeypatch):
     require_module("tensorflow")
     sys.path.insert(0, str(REPO / "bench"))
-    import cnn_balanced_shift
+    import cnn_ensemble_select
 
     hdf5 = tmp_path / "results" / "images" / "hdf5"
     images, labels = toy_images(10, seed=4)
@@ -105,11 +105,13 @@ def test_the_balanced_shift_script_opens_no_test_shard(tmp_path, monkeypatch):
         return real_file(name, *args, **kwargs)
 
     monkeypatch.setattr(h5py, "File", spy)
-    rows = cnn_balanced_shift.main([
+    table = cnn_ensemble_select.main([
         str(tmp_path), "--holdout", "0.3", "--epochs", "1", "--per-class", "6",
         "--candidate", "resnet-96px-measures",
     ])  # fmt: skip
     assert opened and Path(test_shard).resolve() not in opened
     assert "test" not in {path.parent.name for path in opened}
-    assert [row["shift"] for row in rows] == list(cnn_balanced_shift.SHIFTS)
-    assert all(0.0 <= row["accuracy"] <= 1.0 for row in rows)
+    # the baseline, then each variant at the power it chose
+    assert table["variant"].tolist()[1:] == ["unbalanced", "balanced", "ensemble"]
+    assert set(table["prior_shift"].iloc[1:]) <= set(cnn_ensemble_select.SHIFTS)
+    assert table["accuracy"].between(0.0, 1.0).all()

@@ -87,6 +87,7 @@ def consistency_errors(config: Mapping[str, Any]) -> list[str]:
         _dataset_errors,
         _crop_errors,
         _cnn_input_errors,
+        _ensemble_errors,
         _mirror_errors,
         _reduction_errors,
         _archive_errors,
@@ -175,6 +176,20 @@ def _cnn_input_errors(config: Mapping[str, Any]) -> list[str]:
             f"cnn.crop ({cnn['crop']}): the network would see upsampled pixels"
         )
     return problems
+
+
+def _ensemble_errors(config: Mapping[str, Any]) -> list[str]:
+    """The ensemble votes with the two trained variants: both must be trained."""
+    from galmorph.cnn import VARIANTS
+
+    variants = config["cnn"]["variants"]
+    missing = [name for name in VARIANTS if name not in variants]
+    if "ensemble" in variants and missing:
+        return [
+            f"config key 'cnn.variants' lists ensemble but not {' or '.join(missing)}: the "
+            "ensemble combines the unbalanced and the balanced networks; list both"
+        ]
+    return []
 
 
 def _reduction_errors(config: Mapping[str, Any]) -> list[str]:

@@ -1,10 +1,11 @@
-# Supervised CNNs on real pixels: balance (train split only), train, evaluate on the
-# untouched test split, compare; optional k-fold; classify a folder of JPEGs.
+# Supervised CNNs on real pixels: balance (train split only), train, join the two
+# trained networks into the ensemble, evaluate on the untouched test split, compare;
+# optional k-fold; classify a folder of JPEGs.
 #   snakemake results/predict/balanced/predictions.csv --config predict_folder=path/to/jpegs
 
 
 wildcard_constraints:
-    variant="unbalanced|balanced",
+    variant="unbalanced|balanced|ensemble",
 
 
 rule balance_training_set:
@@ -48,6 +49,8 @@ rule train_cnn:
         "logs/cnn/train_cnn/{variant}.log",
     benchmark:
         "benchmarks/cnn/train_cnn/{variant}.tsv"
+    wildcard_constraints:
+        variant=TRAINED_VARIANTS,
     conda:
         env("dl")
     threads: 8
@@ -59,6 +62,24 @@ rule train_cnn:
         settings=variant_train_settings,
     script:
         "../../scripts/train_cnn.py"
+
+
+rule assemble_cnn_ensemble:
+    input:
+        unpack(ensemble_member_files),
+    output:
+        model="results/cnn/ensemble/model.keras",
+        metadata="results/cnn/ensemble/model.json",
+    log:
+        "logs/cnn/assemble_cnn_ensemble.log",
+    conda:
+        env("dl")
+    threads: 1
+    resources:
+        mem_mb=cnn_mem_mb,
+        runtime="10m",
+    script:
+        "../../scripts/assemble_ensemble.py"
 
 
 rule evaluate_cnn:
@@ -120,7 +141,7 @@ rule evaluate_cnn:
         batch_size=config["cnn"]["batch_size"],
         n_misclassified=24,
         tta=dict(sorted(config["cnn"]["tta"].items())),
-        prior_shift=config["cnn"]["prior_shift"],
+        prior_shift=variant_prior_shift,
     script:
         "../../scripts/evaluate_cnn.py"
 
@@ -135,6 +156,8 @@ rule cnn_kfold:
         "logs/cnn/cnn_kfold/{variant}.log",
     benchmark:
         "benchmarks/cnn/cnn_kfold/{variant}.tsv"
+    wildcard_constraints:
+        variant=TRAINED_VARIANTS,
     conda:
         env("dl")
     threads: 8
@@ -189,7 +212,7 @@ rule predict_folder:
         folder=config.get("predict_folder", ""),
         batch_size=config["cnn"]["batch_size"],
         tta=dict(sorted(config["cnn"]["tta"].items())),
-        prior_shift=config["cnn"]["prior_shift"],
+        prior_shift=variant_prior_shift,
     script:
         "../../scripts/predict_folder.py"
 

@@ -7,6 +7,7 @@ REPO = Path(str(workflow.current_basedir)).resolve().parents[1]
 # The domain package lives in src/; the workflow imports it without installing it.
 sys.path.insert(0, str(REPO / "src"))
 
+from galmorph import cnn as galmorph_cnn  # noqa: E402
 from galmorph import config as galmorph_config  # noqa: E402
 from galmorph.cnn import settings as cnn_settings  # noqa: E402
 from galmorph.catalogue.sample import shard_names  # noqa: E402
@@ -190,6 +191,29 @@ def all_targets():
     return [path for stage in TARGETS.values() for path in stage]
 
 
+#: CNN variants with a network of their own (a wildcard pattern); the ensemble joins them.
+TRAINED_VARIANTS = "|".join(galmorph_cnn.VARIANTS)
+
+
+def trained_variants():
+    """The configured variants that train a network (all but the ensemble)."""
+    return [v for v in config["cnn"]["variants"] if v in TRAINED_VARIANTS.split("|")]
+
+
+def variant_prior_shift(wildcards):
+    """Params function: the {variant} wildcard's power of cnn.prior_shift."""
+    return config["cnn"]["prior_shift"][wildcards.variant]
+
+
+def ensemble_member_files(wildcards):
+    """The trained networks the ensemble joins, and their model.json, by variant."""
+    members = TRAINED_VARIANTS.split("|")
+    return {
+        **{f"{v}_model": f"results/cnn/{v}/model.keras" for v in members},
+        **{f"{v}_metadata": f"results/cnn/{v}/model.json" for v in members},
+    }
+
+
 def cnn_training_data(wildcards):
     """Training shards of a CNN variant: the train split, or its balanced set."""
     if wildcards.variant == "balanced":
@@ -276,12 +300,15 @@ def cnn_targets():
     targets = expand(
         "results/cnn/{variant}/{name}",
         variant=variants,
-        name=("metrics.json", "history.png", "confusion_matrix.png", "roc.png"),
+        name=("metrics.json", "confusion_matrix.png", "roc.png"),
     )
+    targets += expand("results/cnn/{variant}/history.png", variant=trained_variants())
     if variants:
         targets += ["results/cnn/summary.csv", "results/cnn/summary.png"]
     if config["cnn"]["kfold"] > 1:
-        targets += expand("results/cnn/{variant}/kfold_summary.csv", variant=variants)
+        targets += expand(
+            "results/cnn/{variant}/kfold_summary.csv", variant=trained_variants()
+        )
     if config.get("predict_folder"):
         targets += expand("results/predict/{variant}/predictions.csv", variant=variants)
     return targets

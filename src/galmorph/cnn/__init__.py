@@ -11,9 +11,11 @@ balance
 data
     tf.data pipelines: crop, resize, scale to [0, 1], seeded shuffle, prefetch.
 models
-    Architecture presets ``study`` and ``deeper``.
+    Architecture presets ``study``, ``deeper`` and ``resnet``; the ensemble's vote.
 train
     Training with early stopping and learning-rate reduction; k-fold.
+ensemble
+    The trained variants' networks joined into one model (the ``ensemble`` variant).
 evaluate
     Metrics on the untouched test split and their figures.
 predict
@@ -25,5 +27,6 @@ import os
 # TensorFlow's C++ start-up chatter would bury the useful lines of a rule's log.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-#: The training variants: the training split as drawn, or N images per class.
+#: The variants that train a network: the training split as drawn, or N images per class.
+#: The ``ensemble`` variant joins the networks of these.
 VARIANTS = ("unbalanced", "balanced")

@@ -32,7 +32,12 @@ import pandas as pd
 from PIL import Image
 from tqdm import tqdm
 
-from galmorph.cnn.shards import ShardIndex, central_crop_bounds
+from galmorph.cnn.shards import (
+    ShardIndex,
+    central_crop_bounds,
+    source_class_counts,
+    source_image_size,
+)
 from galmorph.errors import InputDataError
 from galmorph.images import hdf5
 
@@ -264,7 +269,10 @@ def build_balanced_set(
         "shard": 0,
         "balanced_from": [str(path) for path in index.paths],
         "dropped_classes": dropped,
-        "source_image_size": index.image_size,
+        # the survey's image size, carried through when the input is itself a crop
+        "source_image_size": source_image_size(index.paths[0]),
+        # the split's own class mix, the prior of cnn.prior_shift for the balanced variant
+        "source_class_counts": source_class_counts(index),
     }
     with hdf5.shard_writer(
         out_path, n, side, index.class_names, compression="lzf", attrs=attrs

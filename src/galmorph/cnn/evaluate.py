@@ -364,19 +364,20 @@ def model_measure_crops(metadata: dict) -> tuple[int, ...]:
 
 
 def shift_to_prior(proba: np.ndarray, metadata: dict, power: float) -> np.ndarray:
-    """``proba`` times the training rows' class frequencies to ``power``, summed to 1 per row.
+    """``proba`` times the training split's class frequencies to ``power``, summed to 1 per row.
 
     A model trained with class weights (or on a balanced set) learns as if the rare
     classes were common, which costs accuracy on the real mix; ``power`` moves its
-    decisions part of the way back (``cnn.prior_shift``; 0 leaves them as trained;
-    with square-root class weights, 0.5 restores the unweighted prior).
+    decisions part of the way back (``cnn.prior_shift``; 0 leaves them as trained).
+    The frequencies are the training split's (``split_class_counts`` of
+    ``model.json``), for the balanced variant too: the mix the survey really has.
     """
     if not power:
         return proba
-    counts = metadata.get("class_counts")
+    counts = metadata.get("split_class_counts")
     if counts is None:
         raise InputDataError(
-            "the model's model.json has no class_counts (it was trained by an earlier "
+            "the model's model.json has no split_class_counts (it was trained by an earlier "
             "release): retrain it, or set cnn.prior_shift to 0"
         )
     prior = np.maximum(np.asarray(counts, dtype=np.float64), 1.0)

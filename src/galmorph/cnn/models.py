@@ -88,6 +88,22 @@ class SmoothedSparseCrossEntropy(keras.losses.Loss):
         return {**super().get_config(), "smoothing": self.smoothing}
 
 
+@keras.saving.register_keras_serializable(package="galmorph")
+class GeometricMean(keras.layers.Layer):
+    """The normalised geometric mean of several softmax outputs (an ensemble's vote).
+
+    The mean of the log-probabilities, not of the probabilities: a member that
+    is sure a galaxy is *not* of a class vetoes that class, and members trained
+    on different class mixes (the training split, the balanced set) combine
+    as products of their likelihoods. Probabilities are clipped at 1e-7 so
+    one member's underflow to 0 does not decide alone.
+    """
+
+    def call(self, inputs):
+        logs = keras.ops.stack([keras.ops.log(keras.ops.clip(p, 1e-7, 1.0)) for p in inputs])
+        return keras.ops.softmax(keras.ops.mean(logs, axis=0), axis=-1)
+
+
 def _head(x, measures, n_classes: int, dropout: float, width: int):
     if measures is not None:
         measured = layers.Dense(32, activation="relu", name="measures_dense")(measures)

@@ -33,6 +33,19 @@ def source_image_size(path: str | Path) -> int:
         return int(handle.attrs.get("source_image_size", handle["images"].shape[1]))
 
 
+def source_class_counts(index: ShardIndex) -> np.ndarray:
+    """Galaxies per class of the split an index's shards come from.
+
+    The index's own counts, except for a balanced set: it records the counts
+    of the training split it was drawn from (``source_class_counts``).
+    """
+    with h5py.File(index.paths[0], "r") as handle:
+        counts = handle.attrs.get("source_class_counts")
+    if counts is None:
+        return index.class_counts()
+    return np.asarray(counts, dtype=np.int64)
+
+
 def central_crop_bounds(size: int, crop: int | None) -> tuple[int, int]:
     """The central crop of the shard format (:func:`galmorph.images.hdf5.crop_bounds`)."""
     return crop_bounds(size, crop)

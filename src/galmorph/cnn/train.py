@@ -32,7 +32,7 @@ from galmorph.cnn.data import Augmentation, index_measures, make_dataset, mirror
 from galmorph.cnn.evaluate import SCALAR_METRICS, compute_metrics, predict_index
 from galmorph.cnn.models import RECIPES, build_model
 from galmorph.cnn.settings import CLASS_WEIGHTS, SELECTION_METRICS, TrainSettings  # noqa: F401
-from galmorph.cnn.shards import ShardIndex, source_image_size
+from galmorph.cnn.shards import ShardIndex, source_class_counts, source_image_size
 from galmorph.errors import InputDataError
 from galmorph.io import atomic_path
 
@@ -247,8 +247,10 @@ def train_model(
         "best_epoch": _best_epoch(history, settings.selection_metric),
         "n_features": 0 if features is None else int(features.shape[1]),
         "class_weight_values": weights,
-        # the class frequencies the model learnt, for the decision's prior shift (cnn.prior_shift)
+        # the class frequencies the model learnt from (400 of each for the balanced set) ...
         "class_counts": index.class_counts().tolist(),
+        # ... and those of the training split, the prior of cnn.prior_shift
+        "split_class_counts": source_class_counts(index).tolist(),
     }
     return TrainResult(model=model, history=history, metadata=metadata)
 
@@ -322,12 +324,17 @@ def metadata_path(model_path: str | Path) -> Path:
     return Path(model_path).with_suffix(".json")
 
 
+def save_model(model: keras.Model, metadata: dict, model_path: str | Path) -> None:
+    """Write the model (.keras) and its metadata JSON beside it, each atomically."""
+    with atomic_path(model_path, suffix=".keras") as temporary:
+        model.save(temporary)
+    with atomic_path(metadata_path(model_path)) as temporary:
+        temporary.write_text(json.dumps(metadata, indent=2) + "\n")
+
+
 def save(result: TrainResult, model_path: str | Path, history_path: str | Path) -> None:
     """Write the model (.keras), its metadata JSON and the history CSV, each atomically."""
-    with atomic_path(model_path, suffix=".keras") as temporary:
-        result.model.save(temporary)
-    with atomic_path(metadata_path(model_path)) as temporary:
-        temporary.write_text(json.dumps(result.metadata, indent=2) + "\n")
+    save_model(result.model, result.metadata, model_path)
     with atomic_path(history_path) as temporary:
         result.history.to_csv(temporary, index=False)
 
