@@ -116,3 +116,45 @@ def test_members_that_read_images_differently_are_refused(members, key):
 def test_one_member_is_not_an_ensemble(members):
     with pytest.raises(InputDataError, match="two or more"):
         build_ensemble({"unbalanced": members["unbalanced"]}, {"unbalanced": metadata()})
+
+
+@pytest.mark.slow
+def test_the_workflows_ensemble_classifies_a_folder_as_its_two_networks_vote(
+    finished_run, tmp_path
+):
+    """In the finished tiny run: the ensemble has its test metrics, and rule predict_folder
+    gives every image of a folder the normalised geometric mean of what the unbalanced and
+    the balanced networks give it (one view, no shift: the vote is then exact)."""
+    import json
+
+    import pandas as pd
+    import yaml
+    from conftest import copy_finished_run, explain, run_snakemake
+
+    run = copy_finished_run(finished_run, tmp_path / "run")
+    metrics = json.loads((run.workdir / "results/cnn/ensemble/metrics.json").read_text())
+    assert metrics["variant"] == "ensemble" and metrics["prior_shift"] == 0.0
+    folder = run.workdir / "results/images/jpg/test/shard_0000"
+    overlay = run.workdir / "config" / "predict.yaml"
+    overlay.write_text(yaml.safe_dump({
+        "predict_folder": str(folder), "cnn": {"tta": {"rotations": 1, "mirror": False}},
+    }))  # fmt: skip
+    variants = ("unbalanced", "balanced", "ensemble")
+    targets = [f"results/predict/{variant}/predictions.csv" for variant in variants]
+    result = run_snakemake(
+        run.workdir, "--configfile", run.configfile, str(overlay.relative_to(run.workdir)),
+        "--", *targets,
+    )  # fmt: skip
+    assert result.returncode == 0, explain(result)
+    tables = {
+        variant: pd.read_csv(run.workdir / target, dtype={"id": str})
+        for variant, target in zip(variants, targets, strict=True)
+    }
+    columns = [column for column in tables["ensemble"] if column.startswith("p_")]
+    assert len(tables["ensemble"]) == len(list(folder.glob("*.jpg"))) > 0
+    for table in tables.values():
+        assert table["id"].tolist() == tables["ensemble"]["id"].tolist()
+    logs = [np.log(np.clip(tables[v][columns].to_numpy(), 1e-7, 1.0)) for v in variants[:2]]
+    vote = np.exp(np.mean(logs, axis=0))
+    vote /= vote.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(tables["ensemble"][columns].to_numpy(), vote, atol=1e-5)

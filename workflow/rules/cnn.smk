@@ -1,7 +1,7 @@
 # Supervised CNNs on real pixels: balance (train split only), train, join the two
 # trained networks into the ensemble, evaluate on the untouched test split, compare;
 # optional k-fold; classify a folder of JPEGs.
-#   snakemake results/predict/balanced/predictions.csv --config predict_folder=path/to/jpegs
+#   snakemake results/predict/ensemble/predictions.csv --config predict_folder=path/to/jpegs
 
 
 wildcard_constraints:
