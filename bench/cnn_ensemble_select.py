@@ -65,8 +65,6 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
                         "probabilities to DIR/<variant>.npz")  # fmt: skip
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from sklearn.model_selection import train_test_split
-
     from galmorph.cnn import train
     from galmorph.cnn.balance import BalanceSettings, build_balanced_set
     from galmorph.cnn.ensemble import build_ensemble
@@ -75,16 +73,9 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     from galmorph.cnn.views import Augmentation
 
     train.configure_threads(os.cpu_count() or 1)
-    paths = cnn_select.training_shards(args.run_dir)
-    if not paths:
-        sys.exit(f"{args.run_dir}: no training shard (results/images/hdf5/train/shard_*.h5)")
-    index = ShardIndex.from_paths(paths)
-    index.require_not_test("model selection")
-    fit_pos, held_pos = train_test_split(
-        np.arange(len(index)), test_size=args.holdout, stratify=index.labels,
-        random_state=args.seed,
-    )  # fmt: skip
-    fit_pos, held_pos = np.sort(fit_pos), np.sort(held_pos)
+    paths, index, fit_pos, held_pos = cnn_select.held_out_split(
+        args.run_dir, args.holdout, args.seed
+    )
     fit, held = index.subset(fit_pos), index.subset(held_pos)
     base = {**cnn_select.BASE, **cnn_select.CANDIDATES[args.candidate], "seed": args.seed}
     if args.epochs:

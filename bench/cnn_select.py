@@ -91,6 +91,27 @@ def training_shards(run_dir: Path) -> list[str]:
     return sorted(glob.glob(str(run_dir / "results/images/hdf5/train/shard_*.h5")))
 
 
+def held_out_split(run_dir: Path, holdout: float, seed: int):
+    """The training shards, their row index and the fitted / held-out rows (sorted).
+
+    The one place the held-out part is drawn: every selection script sets the same
+    galaxies apart for the same ``holdout`` and ``seed``. Test shards are refused.
+    """
+    from sklearn.model_selection import train_test_split
+
+    from galmorph.cnn.shards import ShardIndex
+
+    paths = training_shards(run_dir)
+    if not paths:
+        sys.exit(f"{run_dir}: no training shard (results/images/hdf5/train/shard_*.h5)")
+    index = ShardIndex.from_paths(paths)
+    index.require_not_test("model selection")
+    fit_pos, held_pos = train_test_split(
+        np.arange(len(index)), test_size=holdout, stratify=index.labels, random_state=seed
+    )
+    return paths, index, np.sort(fit_pos), np.sort(held_pos)
+
+
 def main(argv: list[str] | None = None) -> pd.DataFrame:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run_dir", type=Path)
@@ -114,23 +135,12 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
         key, _, value = item.partition("=")
         overrides[key] = yaml.safe_load(value)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from sklearn.model_selection import train_test_split
-
     from galmorph.cnn import train
     from galmorph.cnn.evaluate import compute_metrics, predict_index, shift_to_prior, tta_views
-    from galmorph.cnn.shards import ShardIndex
 
     train.configure_threads(os.cpu_count() or 1)
-    paths = training_shards(args.run_dir)
-    if not paths:
-        sys.exit(f"{args.run_dir}: no training shard (results/images/hdf5/train/shard_*.h5)")
-    index = ShardIndex.from_paths(paths)
-    index.require_not_test("model selection")
-    fit_pos, held_pos = train_test_split(
-        np.arange(len(index)), test_size=args.holdout, stratify=index.labels,
-        random_state=args.seed,
-    )  # fmt: skip
-    fit, held = index.subset(np.sort(fit_pos)), index.subset(np.sort(held_pos))
+    _, index, fit_pos, held_pos = held_out_split(args.run_dir, args.holdout, args.seed)
+    fit, held = index.subset(fit_pos), index.subset(held_pos)
     majority = np.bincount(fit.labels).argmax()
     baseline = np.zeros((len(held), index.n_classes))
     baseline[:, majority] = 1.0
