@@ -1,5 +1,6 @@
-"""Model selection never reads the test split: neither the workflow's training, balancing
-and k-fold jobs nor the tuning script (bench/cnn_select.py) open a test shard."""
+"""Model selection never reads the test split: neither the workflow's training, balancing,
+k-fold and ensemble-joining jobs nor the tuning scripts (bench/cnn_select.py,
+bench/cnn_ensemble_select.py) open a test shard."""
 
 from __future__ import annotations
 
@@ -40,6 +41,14 @@ def test_training_balancing_and_kfold_jobs_take_no_test_shard(tmp_path):
     for rule, inputs in selecting:
         assert "hdf5/train/" in inputs or "train_balanced.h5" in inputs, (rule, inputs)
         assert "/test/" not in inputs, f"{rule} would read the test split: {inputs}"
+    # the ensemble is joined from the trained networks alone
+    joining = [inputs for rule, inputs in jobs if rule == "assemble_cnn_ensemble"]
+    assert len(joining) == 1 and ".h5" not in joining[0], joining
+    assert sorted(joining[0].split(", ")) == sorted(
+        f"results/cnn/{variant}/model.{ext}"
+        for variant in ("unbalanced", "balanced")
+        for ext in ("keras", "json")
+    )
     # the check can fail: the evaluation jobs do take the test shards
     evaluating = [inputs for rule, inputs in jobs if rule == "evaluate_cnn"]
     assert evaluating and all("hdf5/test/shard_0001.h5" in inputs for inputs in evaluating)
