@@ -246,3 +246,20 @@ def copy_finished_run(run: FinishedRun, dest: Path) -> FinishedRun:
     """A copy of a finished run (outputs, logs and metadata, with their times)."""
     shutil.copytree(run.workdir, dest, symlinks=True)
     return FinishedRun(dest, run.configfile, run.executor, run.result)
+
+
+def spy_on_h5_opens(monkeypatch) -> list[Path]:
+    """Record every file ``h5py.File`` opens from now on (resolved paths), for tests
+    that show a step never reads a test shard; returns the list the spy fills."""
+    import h5py
+
+    opened: list[Path] = []
+    real_file = h5py.File
+
+    def spy(name, *args, **kwargs):
+        if isinstance(name, str | os.PathLike):
+            opened.append(Path(name).resolve())
+        return real_file(name, *args, **kwargs)
+
+    monkeypatch.setattr(h5py, "File", spy)
+    return opened

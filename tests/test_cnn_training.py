@@ -13,11 +13,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import h5py
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import GZ1, require_module, require_shared
+from conftest import GZ1, require_module, require_shared, spy_on_h5_opens
 from test_cnn_balance import CLASS_NAMES, write_shard, write_split
 
 from galmorph.cnn.balance import BalanceSettings, build_balanced_set
@@ -230,15 +229,7 @@ def test_evaluation_writes_every_report_file(unbalanced, splits, tmp_path):
 
 def test_balanced_run_never_opens_a_test_shard(splits, tmp_path, monkeypatch):
     train_paths, test_paths = splits
-    opened = []
-    real_file = h5py.File
-
-    def spy(name, *args, **kwargs):
-        if isinstance(name, str | os.PathLike):
-            opened.append(Path(name).resolve())
-        return real_file(name, *args, **kwargs)
-
-    monkeypatch.setattr(h5py, "File", spy)
+    opened = spy_on_h5_opens(monkeypatch)
     balanced = tmp_path / "train_balanced.h5"
     build_balanced_set(
         train_paths, balanced, BalanceSettings(per_class=6, crop=48, drop_empty_classes=True)

@@ -4,14 +4,20 @@ bench/cnn_ensemble_select.py) open a test shard."""
 
 from __future__ import annotations
 
-import os
 import re
 import sys
 from pathlib import Path
 
-import h5py
 import numpy as np
-from conftest import REPO, copy_workflow, explain, require_module, run_snakemake, write_config
+from conftest import (
+    REPO,
+    copy_workflow,
+    explain,
+    require_module,
+    run_snakemake,
+    spy_on_h5_opens,
+    write_config,
+)
 from test_cnn_augment import NAMES, toy_images
 from test_cnn_balance import write_shard
 
@@ -54,27 +60,25 @@ def test_training_balancing_and_kfold_jobs_take_no_test_shard(tmp_path):
     assert evaluating and all("hdf5/test/shard_0001.h5" in inputs for inputs in evaluating)
 
 
+def toy_run(run_dir: Path) -> Path:
+    """A run folder with one training shard (30 toy galaxies) and one test shard (12);
+    returns the test shard."""
+    hdf5 = run_dir / "results" / "images" / "hdf5"
+    images, labels = toy_images(10, seed=4)
+    write_shard(hdf5 / "train" / "shard_0000.h5", images, labels, np.arange(30), "train",
+                class_names=NAMES)  # fmt: skip
+    images, labels = toy_images(4, seed=5)
+    return write_shard(hdf5 / "test" / "shard_0000.h5", images, labels, 100 + np.arange(12),
+                       "test", class_names=NAMES)  # fmt: skip
+
+
 def test_the_tuning_script_opens_no_test_shard(tmp_path, monkeypatch):
     require_module("tensorflow")
     sys.path.insert(0, str(REPO / "bench"))
     import cnn_select
 
-    hdf5 = tmp_path / "results" / "images" / "hdf5"
-    images, labels = toy_images(10, seed=4)
-    write_shard(hdf5 / "train" / "shard_0000.h5", images, labels, np.arange(30), "train",
-                class_names=NAMES)  # fmt: skip
-    images, labels = toy_images(4, seed=5)
-    test_shard = write_shard(hdf5 / "test" / "shard_0000.h5", images, labels, 100 + np.arange(12),
-                             "test", class_names=NAMES)  # fmt: skip
-    opened = []
-    real_file = h5py.File
-
-    def spy(name, *args, **kwargs):
-        if isinstance(name, str | os.PathLike):
-            opened.append(Path(name).resolve())
-        return real_file(name, *args, **kwargs)
-
-    monkeypatch.setattr(h5py, "File", spy)
+    test_shard = toy_run(tmp_path)
+    opened = spy_on_h5_opens(monkeypatch)
     table = cnn_select.main([
         str(tmp_path), "--holdout", "0.3", "--epochs", "1",
         "--candidates", "resnet-96px-measures", "resnet-96px-no-measures",
@@ -98,22 +102,8 @@ def test_the_ensemble_selection_opens_no_test_shard(tmp_path, monkeypatch):
     sys.path.insert(0, str(REPO / "bench"))
     import cnn_ensemble_select
 
-    hdf5 = tmp_path / "results" / "images" / "hdf5"
-    images, labels = toy_images(10, seed=4)
-    write_shard(hdf5 / "train" / "shard_0000.h5", images, labels, np.arange(30), "train",
-                class_names=NAMES)  # fmt: skip
-    images, labels = toy_images(4, seed=5)
-    test_shard = write_shard(hdf5 / "test" / "shard_0000.h5", images, labels, 100 + np.arange(12),
-                             "test", class_names=NAMES)  # fmt: skip
-    opened = []
-    real_file = h5py.File
-
-    def spy(name, *args, **kwargs):
-        if isinstance(name, str | os.PathLike):
-            opened.append(Path(name).resolve())
-        return real_file(name, *args, **kwargs)
-
-    monkeypatch.setattr(h5py, "File", spy)
+    test_shard = toy_run(tmp_path)
+    opened = spy_on_h5_opens(monkeypatch)
     table = cnn_ensemble_select.main([
         str(tmp_path), "--holdout", "0.3", "--epochs", "1", "--per-class", "6",
         "--candidate", "resnet-96px-measures",
