@@ -67,7 +67,7 @@ def test_every_view_keeps_the_label_right(toy_shards):
     spiral keeps its sense and its label; a mirrored one reverses both."""
     index = ShardIndex.from_paths([toy_shards[0]])
     mirror = data.mirror_map(NAMES, PAIRS)
-    features = data.index_measures(index, SIZE)
+    features = data.index_measures(index, (SIZE,))
     augment = data.Augmentation(max_zoom=0.05, max_shift=0.0, brightness=0, contrast=0, noise=0)
     dataset = data.make_dataset(
         index, crop=SIZE, input_size=SIZE, batch_size=16, shuffle=True, seed=5, augment=augment,

@@ -197,7 +197,7 @@ TRAINED_VARIANTS = "|".join(galmorph_cnn.VARIANTS)
 
 def trained_variants():
     """The configured variants that train a network (all but the ensemble)."""
-    return [v for v in config["cnn"]["variants"] if v in TRAINED_VARIANTS.split("|")]
+    return [v for v in config["cnn"]["variants"] if v in galmorph_cnn.VARIANTS]
 
 
 def variant_prior_shift(wildcards):
@@ -207,7 +207,7 @@ def variant_prior_shift(wildcards):
 
 def ensemble_member_files(wildcards):
     """The trained networks the ensemble joins, and their model.json, by variant."""
-    members = TRAINED_VARIANTS.split("|")
+    members = galmorph_cnn.VARIANTS
     return {
         **{f"{v}_model": f"results/cnn/{v}/model.keras" for v in members},
         **{f"{v}_metadata": f"results/cnn/{v}/model.json" for v in members},

@@ -55,9 +55,9 @@ def index_measures(
 ) -> np.ndarray:
     """:func:`galmorph.cnn.measures.measure_regions` of every row: set ``kind``, central ``crops``.
 
-    ``crops``: one side in native pixels, or several (:func:`galmorph.cnn.measures.measure_crops`).
+    ``crops``: sides in native pixels (:func:`galmorph.cnn.measures.measure_crops`).
     """
-    crops = (int(crops),) if np.isscalar(crops) else tuple(int(crop) for crop in crops)
+    crops = tuple(int(crop) for crop in crops)
     width = len(measures.feature_names(kind)) * len(crops)
     out = np.empty((len(index), width), dtype=np.float32)
     rows = region_images(index, np.arange(len(index)), max(crops), None)

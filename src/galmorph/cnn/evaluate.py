@@ -406,8 +406,9 @@ def predict_index(
     mapping = mirror_map(metadata["class_names"], pairs)
     features = None
     measure_set = metadata.get("measures", "morphometry")
-    if model_measure_crops(metadata):
-        features = index_measures(index, model_measure_crops(metadata), measure_set)
+    crops = model_measure_crops(metadata)
+    if crops:
+        features = index_measures(index, crops, measure_set)
     total, y_true = None, None
     for angle, flip in views:
         dataset = make_dataset(
