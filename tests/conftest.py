@@ -61,7 +61,7 @@ WORKFLOW_PATHS = ("Snakefile", "workflow", "scripts", "src", "config", "envs", "
 SNAKEMAKE_TIMEOUT_S = 900
 
 #: Overrides of config/config.yaml: the smallest run that still exercises every
-#: stage (all clustering methods, both CNN variants) in well under a minute of work.
+#: stage (all clustering methods, every CNN variant) in well under a minute of work.
 TINY_CONFIG: dict = {
     "demo": {"n_galaxies": 120, "n_unlabelled": 6, "n_malformed": 2},
     "sample": {"n_train": 40, "n_test": 40},
@@ -75,6 +75,7 @@ TINY_CONFIG: dict = {
         "gmm": {"n_components": 4, "max_iter": 100},
     },
     "cnn": {
+        "variants": ["unbalanced", "balanced", "ensemble"],
         "crop": 48,
         "input_size": 40,
         "measure_crop": 48,
