@@ -106,7 +106,7 @@ class WebDriver:
         )
         return self.text()
 
-    def click(self, xpath: str) -> None:
+    def click(self, xpath: str, timeout: float = 30.0) -> None:
         """Click the first element matching ``xpath``, retried while the page re-renders.
 
         The report is a JavaScript app: an element found a moment ago can be replaced
@@ -124,11 +124,11 @@ class WebDriver:
             self._call("POST", f"{self.session}/element/{element}/click", {})
             return True
 
-        self._wait(attempt, f"nothing clickable matches {xpath}")
+        self._wait(attempt, f"nothing clickable matches {xpath}", timeout=timeout)
 
-    def click_entry(self, label: str) -> None:
+    def click_entry(self, label: str, timeout: float = 30.0) -> None:
         """Click a sidebar entry by its exact text."""
-        self.click(f"//nav//*[normalize-space(text())='{label}']")
+        self.click(f"//nav//*[normalize-space(text())='{label}']", timeout=timeout)
 
     def screenshot(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -168,10 +168,43 @@ def sidebar_after(text: str, heading: str) -> set[str]:
     return set(lines[lines.index(heading) + 1 :])
 
 
+def open_category(browser, report_url: str, category: str, entry: str | None = None) -> None:
+    """Load the report and click ``category`` in the sidebar until the sidebar shows it.
+
+    The sidebar has left the home menu (its "RESULTS" heading) for the category, and lists
+    ``entry`` under it when one is given. A click that lands while the freshly loaded app is
+    still settling can be lost (CI once saw a category's entries never appear; 105 local
+    tries under full CPU load did not), so a category that does not show within 10 s is
+    opened again from a fresh load, three times at most; a category or entry that is really
+    missing still fails, with the sidebar's text and a screenshot.
+    """
+
+    def shown() -> bool:
+        text = browser.sidebar_text()
+        lines = {line.strip() for line in text.splitlines()}
+        if "RESULTS" in lines or category not in lines:
+            return False
+        return entry is None or entry in sidebar_after(text, category)
+
+    for _ in range(3):
+        browser.open(report_url, "Workflow")
+        browser.click_entry(category)
+        try:
+            browser._wait(shown, f"{category!r} not shown", timeout=10)
+            return
+        except AssertionError:
+            continue
+    shot = ARTIFACTS / f"report_missing_{category}_{entry}.png".lower()
+    browser.screenshot(shot)
+    raise AssertionError(
+        f"{category!r} with {entry!r} never showed (screenshot {shot}); the sidebar shows:\n"
+        + browser.sidebar_text()
+    )
+
+
 def open_details(browser, report_url: str, category: str, subcategory: str | None) -> str:
     """Open the first result of a (sub)category and return the details shown for it."""
-    browser.open(report_url, "Workflow")
-    browser.click_entry(category)
+    open_category(browser, report_url, category, subcategory)
     if subcategory:
         browser.click_entry(subcategory)
     # The last button of a result's row shows its details (the first opens the file).
@@ -193,9 +226,7 @@ def test_report_lists_a_category_per_stage(report, browser):
 
 @pytest.mark.parametrize(("category", "members"), [("Clustering", METHODS), ("CNN", VARIANTS)])
 def test_report_has_a_section_per_method_and_variant(report, browser, category, members):
-    browser.open(report.as_uri(), "Workflow")
-    browser.click_entry(category)
-    browser.wait_for_text("summary")
+    open_category(browser, report.as_uri(), category, "summary")
     assert sidebar_after(browser.sidebar_text(), category) == members | {"summary"}
 
 
