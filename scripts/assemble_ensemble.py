@@ -9,12 +9,12 @@ from galmorph.cnn.ensemble import build_ensemble
 def main(snakemake):
     train.configure_threads(snakemake.threads)
     members, metadata = {}, {}
-    for key in snakemake.input.keys():  # <variant>_model, one per member (common.smk)
-        if key.endswith("_model"):
-            variant = key.removesuffix("_model")
+    for key in snakemake.input.keys():  # <variant>_network, one per member (common.smk)
+        if key.endswith("_network"):
+            variant = key.removesuffix("_network")
             members[variant], metadata[variant] = train.load(snakemake.input[key])
     model, meta = build_ensemble(members, metadata)
-    train.save_model(model, meta, snakemake.output.model)
+    train.save_model(model, meta, snakemake.output.network)
 
 
 _bootstrap.run(main, snakemake)  # noqa: F821

@@ -16,9 +16,6 @@ def main(snakemake):
         {name: snakemake.output[name] for name in snakemake.output.keys()},
         batch_size=snakemake.params.batch_size,
         n_misclassified=snakemake.params.n_misclassified,
-        tta_rotations=snakemake.params.tta["rotations"],
-        tta_mirror=snakemake.params.tta["mirror"],
-        prior_shift=snakemake.params.prior_shift,
     )
 
 

@@ -13,9 +13,6 @@ def main(snakemake):
         snakemake.params.folder,
         snakemake.output.predictions,
         batch_size=snakemake.params.batch_size,
-        tta_rotations=snakemake.params.tta["rotations"],
-        tta_mirror=snakemake.params.tta["mirror"],
-        prior_shift=snakemake.params.prior_shift,
     )
     print(f"{len(predictions)} image(s) classified, {len(failures)} skipped")
 

@@ -15,11 +15,11 @@ def main(snakemake):
     train.configure_threads(snakemake.threads)
     index = ShardIndex.from_paths(snakemake.input.shards)
     # Saved after every epoch; a killed job's rerun resumes from it (galmorph.cnn.checkpoint).
-    checkpoint = Path(snakemake.output.model).parent / "checkpoint"
+    checkpoint = Path(snakemake.output.network).parent / "checkpoint"
     settings = train.TrainSettings(**snakemake.params.settings)
     result = train.train_model(index, settings, checkpoint_dir=checkpoint)
     result.metadata["variant"] = snakemake.wildcards.variant
-    train.save(result, snakemake.output.model, snakemake.output.history)
+    train.save(result, snakemake.output.network, snakemake.output.history)
     with atomic_path(snakemake.output.history_figure, suffix=".png") as temporary:
         plot_history(result.history, temporary)
     shutil.rmtree(checkpoint, ignore_errors=True)

@@ -84,6 +84,8 @@ TINY_CONFIG: dict = {
         "early_stopping_patience": 1,
         "reduce_lr_patience": 1,
         "balanced": {"per_class": 4},
+        # a shift on one trained variant, so that the decision rule's tests see one at work
+        "prior_shift": {"unbalanced": 0.5, "balanced": 0.0, "ensemble": 0.0},
     },
 }
 

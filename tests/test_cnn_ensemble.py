@@ -137,7 +137,9 @@ def test_the_workflows_ensemble_classifies_a_folder_as_its_two_networks_vote(
     folder = run.workdir / "results/images/jpg/test/shard_0000"
     overlay = run.workdir / "config" / "predict.yaml"
     overlay.write_text(yaml.safe_dump({
-        "predict_folder": str(folder), "cnn": {"tta": {"rotations": 1, "mirror": False}},
+        "predict_folder": str(folder),
+        "cnn": {"tta": {"rotations": 1, "mirror": False},
+                "prior_shift": {"unbalanced": 0.0, "balanced": 0.0, "ensemble": 0.0}},
     }))  # fmt: skip
     variants = ("unbalanced", "balanced", "ensemble")
     targets = [f"results/predict/{variant}/predictions.csv" for variant in variants]

@@ -47,10 +47,15 @@ IMAGES = (
 )
 REDUCTION = {"fit_reduction"} | jobs("reduce_split", "split", SPLITS)
 CLUSTERING = jobs("cluster", "method", METHODS) | {"map_training_split", "clustering_summary"}
-ENSEMBLE = {"assemble_cnn_ensemble", "evaluate_cnn[variant=ensemble]"}
+ENSEMBLE = {
+    "assemble_cnn_ensemble",
+    "attach_decision_rule[variant=ensemble]",
+    "evaluate_cnn[variant=ensemble]",
+}
 CNN = (
     {"balance_training_set", "cnn_summary"}
     | jobs("train_cnn", "variant", VARIANTS)
+    | jobs("attach_decision_rule", "variant", VARIANTS)
     | jobs("evaluate_cnn", "variant", VARIANTS)
     | ENSEMBLE
 )
@@ -121,14 +126,23 @@ def test_nothing_changed_schedules_nothing(finished_run):
         pytest.param(
             {"cnn": {"balanced": {"per_class": 5}}},
             {"balance_training_set", "train_cnn[variant=balanced]"}
-            | {"evaluate_cnn[variant=balanced]", "cnn_summary"}
+            | {"attach_decision_rule[variant=balanced]", "evaluate_cnn[variant=balanced]"}
+            | {"cnn_summary"}
             | ENSEMBLE,
             id="balancing touches the balanced variant and the ensemble only",
         ),
         pytest.param(
             {"cnn": {"prior_shift": {"ensemble": 0.3}}},
-            {"evaluate_cnn[variant=ensemble]", "cnn_summary"},
+            {"attach_decision_rule[variant=ensemble]", "evaluate_cnn[variant=ensemble]"}
+            | {"cnn_summary"},
             id="a variant's prior shift re-evaluates that variant only",
+        ),
+        pytest.param(
+            {"cnn": {"tta": {"rotations": 2}}},
+            jobs("attach_decision_rule", "variant", (*VARIANTS, "ensemble"))
+            | jobs("evaluate_cnn", "variant", (*VARIANTS, "ensemble"))
+            | {"cnn_summary"},
+            id="test-time views re-evaluate every variant and retrain none",
         ),
         pytest.param(
             {"reduction": {"n_components": 5}},

@@ -51,7 +51,7 @@ def test_training_balancing_and_kfold_jobs_take_no_test_shard(tmp_path):
     joining = [inputs for rule, inputs in jobs if rule == "assemble_cnn_ensemble"]
     assert len(joining) == 1 and ".h5" not in joining[0], joining
     assert sorted(joining[0].split(", ")) == sorted(
-        f"results/cnn/{variant}/model.{ext}"
+        f"results/cnn/{variant}/network.{ext}"
         for variant in ("unbalanced", "balanced")
         for ext in ("keras", "json")
     )

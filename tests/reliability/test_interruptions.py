@@ -120,7 +120,7 @@ def faults() -> list[Fault]:
             _exists("results/cnn/unbalanced/checkpoint/state.json"),
             scope="group",
             inspect=_snapshot(
-                "results/cnn/unbalanced/model.*", "results/cnn/unbalanced/checkpoint/state.json"
+                "results/cnn/unbalanced/network.*", "results/cnn/unbalanced/checkpoint/state.json"
             ),
         ),
     ]
@@ -180,7 +180,7 @@ def test_a_kill_never_leaves_a_complete_looking_output(runs):
             assert _final_name(path) not in seen[final], (fault, path)
     assert observed["reduction fitting"]["results/reduction/*.pkl"] == []
     cnn = observed["CNN training"]
-    assert cnn["results/cnn/unbalanced/model.*"] == []
+    assert cnn["results/cnn/unbalanced/network.*"] == []
     assert cnn["results/cnn/unbalanced/checkpoint/state.json"]
 
 

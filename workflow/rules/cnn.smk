@@ -1,5 +1,6 @@
 # Supervised CNNs on real pixels: balance (train split only), train, join the two
-# trained networks into the ensemble, evaluate on the untouched test split, compare;
+# trained networks into the ensemble, attach each variant's decision rule (test-time
+# views, prior shift) to make its model, evaluate on the untouched test split, compare;
 # optional k-fold; classify a folder of JPEGs.
 #   snakemake results/predict/ensemble/predictions.csv --config predict_folder=path/to/jpegs
 
@@ -36,8 +37,8 @@ rule train_cnn:
     input:
         unpack(cnn_training_data),
     output:
-        model="results/cnn/{variant}/model.keras",
-        metadata="results/cnn/{variant}/model.json",
+        network="results/cnn/{variant}/network.keras",
+        metadata="results/cnn/{variant}/network.json",
         history="results/cnn/{variant}/history.csv",
         history_figure=report(
             "results/cnn/{variant}/history.png",
@@ -68,8 +69,8 @@ rule assemble_cnn_ensemble:
     input:
         unpack(ensemble_member_files),
     output:
-        model="results/cnn/ensemble/model.keras",
-        metadata="results/cnn/ensemble/model.json",
+        network="results/cnn/ensemble/network.keras",
+        metadata="results/cnn/ensemble/network.json",
     log:
         "logs/cnn/assemble_cnn_ensemble.log",
     conda:
@@ -80,6 +81,30 @@ rule assemble_cnn_ensemble:
         runtime="10m",
     script:
         "../../scripts/assemble_ensemble.py"
+
+
+# The model a variant is scored and shared as: its network plus the decision rule
+# evaluation applies, written into model.json so that the model alone reproduces
+# its evaluation (galmorph.cnn.decision). A rule edit redoes this copy, not training.
+rule attach_decision_rule:
+    input:
+        network="results/cnn/{variant}/network.keras",
+        metadata="results/cnn/{variant}/network.json",
+    output:
+        model="results/cnn/{variant}/model.keras",
+        metadata="results/cnn/{variant}/model.json",
+    log:
+        "logs/cnn/attach_decision_rule/{variant}.log",
+    conda:
+        env("dl")
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime="10m",
+    params:
+        rule=variant_decision_rule,
+    script:
+        "../../scripts/attach_decision_rule.py"
 
 
 rule evaluate_cnn:
@@ -140,8 +165,6 @@ rule evaluate_cnn:
     params:
         batch_size=config["cnn"]["batch_size"],
         n_misclassified=24,
-        tta=dict(sorted(config["cnn"]["tta"].items())),
-        prior_shift=variant_prior_shift,
     script:
         "../../scripts/evaluate_cnn.py"
 
@@ -211,8 +234,6 @@ rule predict_folder:
     params:
         folder=config.get("predict_folder", ""),
         batch_size=config["cnn"]["batch_size"],
-        tta=dict(sorted(config["cnn"]["tta"].items())),
-        prior_shift=variant_prior_shift,
     script:
         "../../scripts/predict_folder.py"
 

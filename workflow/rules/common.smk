@@ -200,17 +200,24 @@ def trained_variants():
     return [v for v in config["cnn"]["variants"] if v in galmorph_cnn.VARIANTS]
 
 
-def variant_prior_shift(wildcards):
-    """Params function: the {variant} wildcard's power of cnn.prior_shift."""
-    return config["cnn"]["prior_shift"][wildcards.variant]
+def variant_decision_rule(wildcards):
+    """Params function: the {variant} wildcard's decision rule (galmorph.cnn.decision).
+
+    The test-time views of cnn.tta and the variant's power of cnn.prior_shift.
+    """
+    return {
+        "tta_rotations": config["cnn"]["tta"]["rotations"],
+        "tta_mirror": config["cnn"]["tta"]["mirror"],
+        "prior_shift": config["cnn"]["prior_shift"][wildcards.variant],
+    }
 
 
 def ensemble_member_files(wildcards):
-    """The trained networks the ensemble joins, and their model.json, by variant."""
+    """The trained networks the ensemble joins, and their network.json, by variant."""
     members = galmorph_cnn.VARIANTS
     return {
-        **{f"{v}_model": f"results/cnn/{v}/model.keras" for v in members},
-        **{f"{v}_metadata": f"results/cnn/{v}/model.json" for v in members},
+        **{f"{v}_network": f"results/cnn/{v}/network.keras" for v in members},
+        **{f"{v}_metadata": f"results/cnn/{v}/network.json" for v in members},
     }
 
 

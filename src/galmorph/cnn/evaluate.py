@@ -515,9 +515,9 @@ def evaluate_on_shards(
     outputs: dict,
     batch_size: int = 64,
     n_misclassified: int = 24,
-    tta_rotations: int = 1,
-    tta_mirror: bool = False,
-    prior_shift: float = 0.0,
+    tta_rotations: int | None = None,
+    tta_mirror: bool | None = None,
+    prior_shift: float | None = None,
 ) -> dict:
     """Evaluate ``model`` on the test shards and write every report file.
 
@@ -525,18 +525,18 @@ def evaluate_on_shards(
     ----------
     model : keras.Model
     metadata : dict
-        The model's ``model.json`` (class names, crop, input size, measures, mirror pairs).
+        The model's ``model.json`` (class names, crop, input size, measures, mirror pairs,
+        and the decision rule of :mod:`galmorph.cnn.decision`).
     test_paths : sequence of path
         The test split's shards: never seen by training, balancing or model selection.
     outputs : dict
         Paths of ``metrics`` (JSON), ``per_class`` (CSV), ``predictions`` (CSV, one row
         per test image) and the figures ``confusion``, ``roc``, ``misclassified``,
         ``calibration``, ``per_class_figure`` and ``saliency``.
-    tta_rotations, tta_mirror :
-        Test-time augmentation: probabilities averaged over this many turns,
-        each also mirrored (with the label swap of the mirror pairs).
-    prior_shift : float
-        :func:`shift_to_prior` power of the decision (``cnn.prior_shift``).
+    tta_rotations, tta_mirror, prior_shift :
+        Override the model's decision rule (``None``: as written in ``metadata``):
+        probabilities averaged over this many turns, each also mirrored (with the
+        label swap of the mirror pairs), then shifted by :func:`shift_to_prior`.
 
     Returns
     -------
@@ -545,10 +545,14 @@ def evaluate_on_shards(
     """
     import json
 
+    from galmorph.cnn import decision
     from galmorph.cnn.shards import ShardIndex
     from galmorph.cnn.train import check_mirror_safe_names
-    from galmorph.io import atomic_path
+    from galmorph.io import atomic_path, escape_columns
 
+    rule = decision.from_metadata(
+        metadata, tta_rotations=tta_rotations, tta_mirror=tta_mirror, prior_shift=prior_shift
+    )
     index = ShardIndex.from_paths(test_paths)
     class_names = metadata["class_names"]
     if list(index.class_names) != list(class_names):
@@ -557,16 +561,16 @@ def evaluate_on_shards(
             f"{class_names}; train and evaluate on shards of the same run"
         )
     pairs = [tuple(pair) for pair in metadata.get("mirror_pairs") or ()]
-    if tta_mirror:
+    if rule.tta_mirror:
         check_mirror_safe_names(class_names, pairs, "cnn.tta.mirror")
-    views = tta_views(tta_rotations, tta_mirror)
+    views = tta_views(rule.tta_rotations, rule.tta_mirror)
     y_true, proba, features = predict_index(
-        model, index, metadata, batch_size, views, prior_shift=prior_shift
+        model, index, metadata, batch_size, views, prior_shift=rule.prior_shift
     )
     metrics = compute_metrics(y_true, proba, class_names, pairs)
     metrics["variant"] = metadata.get("variant")
     metrics["tta_views"] = len(views)
-    metrics["prior_shift"] = float(prior_shift)
+    metrics["prior_shift"] = rule.prior_shift
     predicted = proba.argmax(axis=1)
     wrong_rows = np.flatnonzero(predicted != y_true)[:n_misclassified]
     wrong = []
@@ -600,7 +604,9 @@ def evaluate_on_shards(
     writers = {
         "metrics": lambda path: Path(path).write_text(json.dumps(metrics, indent=2) + "\n"),
         "per_class": lambda path: metrics_table(metrics).to_csv(path, index=False),
-        "predictions": lambda path: table.to_csv(path, index=False),
+        "predictions": lambda path: escape_columns(table, ("class", "predicted_class")).to_csv(
+            path, index=False
+        ),
         "confusion": lambda path: plot_confusion(metrics["confusion_matrix"], class_names, path),
         "roc": lambda path: plot_roc(y_true, proba, class_names, path),
         "misclassified": lambda path: plot_misclassified(wrong, class_names, path),

@@ -8,9 +8,10 @@ Usage::
 Each image gets the preprocessing of training, read from the model's
 ``model.json``: resized to the stored image size if it differs, centrally
 cropped, resized to the network input and scaled to [0, 1]; its morphology
-(winding of the arms, shape) is measured on the same central crop as in training; with
-test-time augmentation, the probabilities are averaged over turned (and
-mirrored, labels swapped) views as in evaluation. The CSV has
+(winding of the arms, shape) is measured on the same central crop as in training; the
+probabilities are averaged over turned (and mirrored, labels swapped) views and
+shifted towards the training prior by the model's own decision rule
+(``model.json``, :mod:`galmorph.cnn.decision`), as in its evaluation; flags override it. The CSV has
 ``id`` (file name without extension), ``predicted_class``, ``probability``
 and one ``p_<class>`` column per class. Images that cannot be read are listed
 in ``<out>.failures.csv`` (``file, reason``) and skipped: one bad file does not
@@ -31,7 +32,7 @@ from tqdm import tqdm
 from galmorph.cnn.shards import central_crop_bounds
 from galmorph.errors import GalmorphError, InputDataError
 from galmorph.images import imaging
-from galmorph.io import atomic_path
+from galmorph.io import atomic_path, escape_columns
 
 log = logging.getLogger(__name__)
 
@@ -78,33 +79,44 @@ def predict_folder(
     folder: str | Path,
     out_csv: str | Path,
     batch_size: int = 64,
-    tta_rotations: int = 1,
-    tta_mirror: bool = False,
-    prior_shift: float = 0.0,
+    tta_rotations: int | None = None,
+    tta_mirror: bool | None = None,
+    prior_shift: float | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Classify every JPEG of ``folder``; write the predictions and the failures CSVs.
+
+    The test-time views and the prior shift are the model's own decision rule
+    (:mod:`galmorph.cnn.decision`, written in ``model.json`` by the workflow), so
+    the probabilities are those of the model's evaluation; a value given here
+    overrides the written one.
 
     Returns
     -------
     predictions, failures : DataFrame
     """
-    from galmorph.cnn import measures
+    from galmorph.cnn import decision, measures
     from galmorph.cnn.data import mirror_map, to_model_input
     from galmorph.cnn.evaluate import model_measure_crops, shift_to_prior, tta_views
     from galmorph.cnn.train import check_mirror_safe_names, load
 
+    overrides = {"tta_rotations": tta_rotations, "tta_mirror": tta_mirror,
+                 "prior_shift": prior_shift}  # fmt: skip
+    decision.DecisionRule().override(**overrides)  # a bad value is refused before the model loads
     model, meta = load(model_path)
+    rule = decision.from_metadata(meta, **overrides)
+    log.info("decision rule: %s", rule)
     class_names = meta["class_names"]
     pairs = [tuple(pair) for pair in meta.get("mirror_pairs") or ()]
-    if tta_mirror:
+    if rule.tta_mirror:
         check_mirror_safe_names(class_names, pairs, "cnn.tta.mirror")
     mapping = mirror_map(class_names, pairs)
-    views = tta_views(tta_rotations, tta_mirror)
+    views = tta_views(rule.tta_rotations, rule.tta_mirror)
     crop = meta["crop"] or meta["image_size"]
     measure_crops = model_measure_crops(meta)
     measure_set = meta.get("measures", "morphometry")
     side = max((crop, *measure_crops))
-    shift_to_prior(np.ones((1, len(class_names))), meta, prior_shift)  # refuses before any work
+    # refuses a model without its training split's counts before any work
+    shift_to_prior(np.ones((1, len(class_names))), meta, rule.prior_shift)
     files = list_images(folder)
     if not files:
         log.warning("%s: no .jpg/.jpeg file to classify", folder)
@@ -133,7 +145,7 @@ def predict_folder(
                 }
             view_proba = np.asarray(model(inputs, training=False))
             proba = proba + (view_proba[:, mapping] if flip else view_proba)
-        proba = shift_to_prior(proba / len(views), meta, prior_shift)
+        proba = shift_to_prior(proba / len(views), meta, rule.prior_shift)
         for name, p in zip(ids, proba, strict=True):
             best = int(p.argmax())
             rows.append([name, class_names[best], float(p[best]), *map(float, p)])
@@ -156,10 +168,11 @@ def predict_folder(
     columns = ["id", "predicted_class", "probability", *[f"p_{name}" for name in class_names]]
     predictions = pd.DataFrame(rows, columns=columns)
     failures = pd.DataFrame(failures, columns=["file", "reason"])
+    # file names and class names are the user's text: safe to open in a spreadsheet
     with atomic_path(out_csv) as temporary:
-        predictions.to_csv(temporary, index=False)
+        escape_columns(predictions, ("id", "predicted_class")).to_csv(temporary, index=False)
     with atomic_path(failures_path(out_csv)) as temporary:
-        failures.to_csv(temporary, index=False)
+        escape_columns(failures, ("file", "reason")).to_csv(temporary, index=False)
     log.info("%d image(s) classified, %d skipped", len(predictions), len(failures))
     return predictions, failures
 
@@ -173,13 +186,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--folder", required=True, help="folder of .jpg/.jpeg images")
     parser.add_argument("--out", required=True, help="CSV to write (failures: <out>.failures.csv)")
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--tta-rotations", type=int, default=1, help="views turned by 360/n")
+    # The decision rule's defaults are the model's own (model.json); a flag overrides one.
     parser.add_argument(
-        "--tta-mirror", action="store_true", help="also mirrored views (labels swapped)"
-    )
+        "--tta-rotations", type=int, default=None,
+        help="views turned by 360/n (default: the model's own, from model.json)",
+    )  # fmt: skip
     parser.add_argument(
-        "--prior-shift", type=float, default=0.0,
-        help="decisions shifted towards the training classes' frequencies (cnn.prior_shift)",
+        "--tta-mirror", action=argparse.BooleanOptionalAction, default=None,
+        help="also mirrored views, labels swapped (default: the model's own)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--prior-shift", type=float, default=None,
+        help="decisions shifted towards the training classes' frequencies, a power >= 0 "
+        "(default: the model's own cnn.prior_shift)",
     )  # fmt: skip
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
