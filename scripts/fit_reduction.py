@@ -6,6 +6,7 @@ from threadpoolctl import threadpool_limits
 
 from galmorph import plots
 from galmorph.reduction.pipeline import example_reconstructions, fit_reduction, save_pickle
+from galmorph.reduction.sharing import save_pipeline
 
 
 def main(snakemake):
@@ -23,7 +24,7 @@ def main(snakemake):
         rows, titles = example_reconstructions(shards, params.crop, reducer, params.n_examples)
     save_pickle(reducer, snakemake.output.reducer)
     save_pickle(scaler, snakemake.output.scaler)
-    save_pickle(Pipeline([*reducer.steps, ("scale", scaler)]), snakemake.output.pipeline)
+    save_pipeline(Pipeline([*reducer.steps, ("scale", scaler)]), snakemake.output.pipeline)
     if "pca" in reducer.named_steps:
         ratio = reducer.named_steps["pca"].explained_variance_ratio_
         plots.explained_variance(ratio, snakemake.output.variance)

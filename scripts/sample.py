@@ -12,6 +12,7 @@ from galmorph.catalogue.sample import (
     read_catalogue,
     read_image_index,
     read_mapping,
+    write_sample_csv,
 )
 from galmorph.io import atomic_path
 
@@ -53,8 +54,7 @@ def main(snakemake):
         logging.info("%s: %d", name, value)
     for split in ("train", "test"):
         frame = getattr(sample, split)
-        with atomic_path(output[split], suffix=".csv") as temporary:
-            frame.to_csv(temporary, index=False)
+        write_sample_csv(frame, output[split])
         plot_class_histogram(
             frame, output[f"histogram_{split}"], title=f"{split} split", class_names=class_names
         )

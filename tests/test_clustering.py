@@ -18,6 +18,7 @@ from galmorph.clustering.report import (
 )
 from galmorph.errors import InputDataError
 from galmorph.reduction.pipeline import fit_reduction
+from galmorph.reduction.sharing import load_pipeline
 
 CROP = 8
 
@@ -264,7 +265,8 @@ def test_rules_write_every_report(finished_run):
     reducer = pickle_load(results / "reduction" / "reducer.pkl")
     assert list(reducer.named_steps)[0] == "align"  # the preprocessing travels with the model
     # reducer + scaler as one pipeline: the test split's features from its crops
-    pipeline = pickle_load(results / "reduction" / "pipeline.pkl")
+    # the shareable copy, read back without running code
+    pipeline = load_pipeline(results / "reduction" / "pipeline.skops")
     assert list(pipeline.named_steps)[-1] == "scale"
     from galmorph.images import hdf5
 

@@ -38,7 +38,7 @@ def test_deployed_as_a_module_the_tiny_demo_runs_to_its_report(tmp_path):
     before = sorted(path.name for path in REPO.iterdir())
     result = run_snakemake(deploy)
     assert result.returncode == 0, explain(result)
-    for name in ("clustering/summary.csv", "cnn/summary.csv", "reduction/pipeline.pkl"):
+    for name in ("clustering/summary.csv", "cnn/summary.csv", "reduction/pipeline.skops"):
         assert (deploy / "results" / name).stat().st_size > 0, name
     report = run_snakemake(deploy, "--report", "report.html")
     assert report.returncode == 0, explain(report)

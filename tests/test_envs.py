@@ -39,6 +39,7 @@ MODULE_PACKAGES: dict[str, tuple[str, ...]] = {
     "jsonschema": ("jsonschema",),
     "tqdm": ("tqdm",),
     "isal": ("python-isal",),
+    "skops": ("skops",),
     "tensorflow": ("tensorflow-cpu", "tensorflow"),
     "keras": ("keras", "tensorflow-cpu", "tensorflow"),
 }

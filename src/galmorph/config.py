@@ -232,6 +232,19 @@ def _count_errors(config: Mapping[str, Any]) -> list[str]:
         for key, value in counts.items()
         if value > sample["n_train"]
     ]
+    som = clustering["som"]
+    if som["rows"] * som["cols"] > sample["n_train"]:
+        problems.append(
+            f"config keys 'clustering.som.rows' x 'clustering.som.cols' = "
+            f"{som['rows'] * som['cols']} map cells, more than training galaxies "
+            f"(sample.n_train = {sample['n_train']})"
+        )
+    if clustering["hdbscan"]["min_cluster_size"] > sample["n_train"]:
+        problems.append(
+            f"config key 'clustering.hdbscan.min_cluster_size' is "
+            f"{clustering['hdbscan']['min_cluster_size']}: no cluster can be that large with "
+            f"sample.n_train = {sample['n_train']} training galaxies"
+        )
     if images["n_shards"] > min(sample["n_train"], sample["n_test"]):
         problems.append(
             f"config key 'images.n_shards' is {images['n_shards']}, more shards than "
@@ -280,12 +293,54 @@ def _mirror_errors(config: Mapping[str, Any]) -> list[str]:
     return problems
 
 
+#: The most values (mappings, lists and scalars) a config may hold once its YAML
+#: aliases are expanded: the fullest real config holds a few hundred.
+MAX_CONFIG_NODES = 100_000
+
+
+def expanded_size(node: Any, *, limit: int = MAX_CONFIG_NODES) -> int:
+    """How many values ``node`` holds with every shared (aliased) part counted each time.
+
+    YAML aliases make a config a graph whose expansion can be exponential (nine
+    lists of nine aliases of the list before: 9**9 values from 1 kB): the count is
+    memoised by object, so it costs one visit per distinct value, and it stops as
+    soon as it passes ``limit`` (the returned size is then > ``limit``).
+    """
+    sizes: dict[int, int] = {}
+
+    def size(value: Any) -> int:
+        if not isinstance(value, Mapping | list | tuple):
+            return 1
+        known = sizes.get(id(value))
+        if known is not None:
+            return known
+        sizes[id(value)] = limit + 1  # a value that holds itself counts as too large
+        children = value.values() if isinstance(value, Mapping) else value
+        total = 1
+        for child in children:
+            total += size(child)
+            if total > limit:
+                break
+        sizes[id(value)] = total
+        return total
+
+    return size(node)
+
+
 def validate(config: Mapping[str, Any], schema: Mapping[str, Any]) -> None:
     """Raise :class:`ConfigError` listing every problem of ``config``.
 
-    Schema problems are reported first; consistency checks run only on a
-    config that passes the schema, so they can rely on types and keys.
+    A config too large once its YAML aliases are expanded is refused before any
+    other check (the schema's checks would take hours on it). Schema problems
+    are reported next; consistency checks run only on a config that passes the
+    schema, so they can rely on types and keys.
     """
+    if expanded_size(config) > MAX_CONFIG_NODES:
+        raise ConfigError(
+            f"invalid configuration: it holds more than {MAX_CONFIG_NODES:,} values once its "
+            "YAML aliases (*name) are expanded; write the values out, or remove the aliases "
+            "that repeat a list inside itself"
+        )
     problems = schema_errors(config, schema)
     if not problems:
         problems = consistency_errors(config)

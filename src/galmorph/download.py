@@ -194,12 +194,25 @@ def open_url(url: str, *, timeout_s: float, headers: dict[str, str] | None = Non
     return urllib.request.urlopen(request, timeout=timeout_s)  # noqa: S310 - scheme checked
 
 
-def _read_exactly(response, length: int | None) -> bytes:
-    """Read a whole body; a body shorter than Content-Length is a TransientError."""
+def _read_exactly(response, length: int | None, max_bytes: int | None = None) -> bytes:
+    """Read a whole body; a body shorter than Content-Length is a TransientError.
+
+    With ``max_bytes``, a body announced or found longer is a :class:`DownloadError`
+    after reading one byte too many at most (a hostile server's endless body is cut).
+    """
+    if max_bytes is not None and length is not None and length > max_bytes:
+        raise DownloadError(
+            f"{response.url}: the answer announces {length:,} bytes, more than the "
+            f"{max_bytes:,} accepted"
+        )
     try:
-        data = response.read()
+        data = response.read() if max_bytes is None else response.read(max_bytes + 1)
     except http.client.IncompleteRead as error:
         raise TransientError(describe_error(error)) from error
+    if max_bytes is not None and len(data) > max_bytes:
+        raise DownloadError(
+            f"{response.url}: the answer runs past the {max_bytes:,} bytes accepted; cut off"
+        )
     if length is not None and len(data) != length:
         raise TransientError(
             f"truncated body: received {len(data)} of {length} bytes announced by Content-Length"
@@ -212,7 +225,7 @@ def _content_length(response) -> int | None:
     return int(value) if value is not None and value.isdigit() else None
 
 
-def http_get(url: str, *, timeout_s: float) -> bytes:
+def http_get(url: str, *, timeout_s: float, max_bytes: int | None = None) -> bytes:
     """One GET attempt returning the whole body.
 
     (Byte ranges go through ``galmorph.remote_zip``'s reader, which checks each
@@ -223,11 +236,11 @@ def http_get(url: str, *, timeout_s: float) -> bytes:
     TransientError
         Network failures, 5xx/429 and bodies shorter than announced.
     DownloadError
-        4xx answers.
+        4xx answers; a body longer than ``max_bytes``.
     """
     try:
         with open_url(url, timeout_s=timeout_s) as response:
-            return _read_exactly(response, _content_length(response))
+            return _read_exactly(response, _content_length(response), max_bytes)
     except (TransientError, DownloadError):
         raise
     except Exception as error:  # noqa: BLE001 - classified
@@ -244,17 +257,30 @@ def range_ignored_error(url: str, status: int) -> DownloadError:
 
 
 def read_bytes(
-    url_or_path: str, *, timeout_s: float = 60.0, retries: int = 5, backoff_s: float = 1.0
+    url_or_path: str,
+    *,
+    timeout_s: float = 60.0,
+    retries: int = 5,
+    backoff_s: float = 1.0,
+    max_bytes: int | None = None,
 ) -> bytes:
-    """The whole content of a small URL or local file, with retries for remote ones."""
+    """The whole content of a small URL or local file, with retries for remote ones.
+
+    ``max_bytes`` refuses (:class:`DownloadError`) anything larger without reading it.
+    """
     path = local_path(url_or_path)
     if path is not None:
         try:
+            if max_bytes is not None and path.stat().st_size > max_bytes:
+                raise DownloadError(
+                    f"{url_or_path}: {path.stat().st_size:,} bytes, more than the "
+                    f"{max_bytes:,} accepted"
+                )
             return path.read_bytes()
         except FileNotFoundError as error:
             raise DownloadError(f"{url_or_path}: no such file ({path})") from error
     return with_retries(
-        lambda: http_get(url_or_path, timeout_s=timeout_s),
+        lambda: http_get(url_or_path, timeout_s=timeout_s, max_bytes=max_bytes),
         retries=retries,
         backoff_s=backoff_s,
         what=url_or_path,

@@ -8,10 +8,18 @@ that is a ~16 MB directory read plus ~13 KB per image instead of the whole
 archive. Works on local paths, ``file://`` URLs and ``http(s)://`` URLs
 (servers must honour ``Range``; one that does not is reported, not
 silently downloaded in full).
+
+A hostile or broken archive is refused with an :class:`InputDataError`, never a
+bare traceback or an unbounded allocation: members larger than the image
+policy allows (:data:`galmorph.images.imaging.MAX_FILE_BYTES`) are refused
+before any byte is read, deflate data is inflated with a bound of the declared
+size, offsets and sizes that point past the archive are refused, and an
+HTTP body longer than the asked range is cut off after one byte too many.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import struct
@@ -29,6 +37,9 @@ from galmorph.download import (
     with_retries,
 )
 from galmorph.errors import DownloadError, InputDataError
+from galmorph.images.imaging import MAX_FILE_BYTES
+
+log = logging.getLogger(__name__)
 
 _EOCD = struct.Struct("<4s4H2LH")  # End Of Central Directory record
 _EOCD_SIG = b"PK\x05\x06"
@@ -47,6 +58,10 @@ _TAIL_BYTES = _EOCD.size + 0xFFFF + _ZIP64_LOCATOR.size
 _LOCAL_SLACK = 128
 
 STORED, DEFLATED = 0, 8
+#: The largest central directory read: GZ2's 243,000-image archive has a ~16 MB
+#: one, so this leaves room for 15x as many members while refusing a record
+#: that declares gigabytes.
+MAX_DIRECTORY_BYTES = 256 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -75,6 +90,11 @@ class _LocalReader:
         self.size = os.fstat(self._fd).st_size
 
     def read(self, start: int, length: int) -> bytes:
+        if start < 0 or length < 0 or start + length > self.size:
+            raise InputDataError(
+                f"{self.where}: a record points at bytes {start}..{start + length} of an "
+                f"archive of {self.size:,} bytes (corrupt or hostile zip)"
+            )
         data = os.pread(self._fd, length, start)
         if len(data) != length:
             raise InputDataError(f"{self.where}: archive ends early (truncated zip?)")
@@ -146,11 +166,18 @@ class _HttpReader:
                 start, stop = int(match.group(1)), int(match.group(2))
                 total = int(match.group(3)) if match.group(3) != "*" else -1
                 _check_range(spec, start, stop, total)
-                body = resp.read()
+                # One byte more than the range holds is enough to tell a body that
+                # runs on; a hostile server's gigabytes are never read.
+                body = resp.read(stop - start + 2)
         except (TransientError, DownloadError):
             raise
         except Exception as error:  # noqa: BLE001 - classified
             raise classify(error) from error
+        if len(body) > stop - start + 1:
+            raise DownloadError(
+                f"{self.where}: the answer to bytes {spec} runs past its Content-Range "
+                f"{start}-{stop}; refused"
+            )
         if len(body) != stop - start + 1:
             raise TransientError(f"truncated body: {len(body)} of {stop - start + 1} bytes")
         return start, total, body
@@ -277,6 +304,7 @@ class ZipIndex:
         """
         entry = self.entry(name)
         where = f"{self.source} member {name}"
+        _check_member(entry, self._reader.size, where)
         wanted = _LOCAL.size + entry.name_bytes + entry.extra_bytes + entry.compressed_size
         size = self._reader.size
         length = wanted + _LOCAL_SLACK
@@ -302,6 +330,21 @@ class ZipIndex:
         self.close()
 
 
+def _check_member(entry: ZipEntry, archive_size: int | None, where: str) -> None:
+    """Refuse a member whose declared sizes exceed the image policy or the archive."""
+    for what, value in (("size", entry.file_size), ("compressed size", entry.compressed_size)):
+        if value > MAX_FILE_BYTES:
+            raise InputDataError(
+                f"{where}: declared {what} {value:,} bytes is more than the "
+                f"{MAX_FILE_BYTES:,} an image may have; refused"
+            )
+    if archive_size is not None and entry.header_offset + entry.compressed_size > archive_size:
+        raise InputDataError(
+            f"{where}: its header offset {entry.header_offset:,} and compressed size "
+            f"{entry.compressed_size:,} point past the end of the {archive_size:,}-byte archive"
+        )
+
+
 def _decompress(entry: ZipEntry, raw: bytes, where: str) -> bytes:
     if entry.flags & 0x1:
         raise InputDataError(f"{where}: encrypted members are not supported")
@@ -309,13 +352,20 @@ def _decompress(entry: ZipEntry, raw: bytes, where: str) -> bytes:
         data = raw
     elif entry.method == DEFLATED:
         try:
+            # Inflate one byte past the declared size at most: a member declaring
+            # 1,000 bytes that would inflate to gigabytes stops there.
             inflater = zlib.decompressobj(-15)
-            data = inflater.decompress(raw) + inflater.flush()
+            data = inflater.decompress(raw, entry.file_size + 1)
         except zlib.error as error:
             raise InputDataError(f"{where}: corrupt deflate data ({error})") from error
     else:
         raise InputDataError(
             f"{where}: compression method {entry.method} is not supported (stored or deflate only)"
+        )
+    if len(data) > entry.file_size:
+        raise InputDataError(
+            f"{where}: inflates past its declared size of {entry.file_size:,} bytes; refused "
+            "(corrupt or hostile zip)"
         )
     if len(data) != entry.file_size or zlib.crc32(data) != entry.crc32:
         raise InputDataError(
@@ -335,21 +385,48 @@ def _parse_directory(source: str, reader, tail_start: int, tail: bytes) -> dict[
         ) from error
 
 
+def _end_record(source: str, tail: bytes) -> int:
+    """Where in ``tail`` (the archive's last bytes) its End Of Central Directory record is.
+
+    The record is the one whose comment runs exactly to the end of the file. A
+    second such record, hidden in the comment of the first, would make the archive
+    mean two things (an empty one, say, to a reader that takes the last): refused.
+    """
+    candidates = []
+    at = tail.rfind(_EOCD_SIG)
+    while at >= 0:
+        if at + _EOCD.size <= len(tail):
+            (comment_len,) = struct.unpack_from("<H", tail, at + _EOCD.size - 2)
+            if at + _EOCD.size + comment_len == len(tail):
+                candidates.append(at)
+        at = tail.rfind(_EOCD_SIG, 0, at)
+    if not candidates:
+        raise InputDataError(
+            f"{source}: not a zip archive (no End Of Central Directory record ending the "
+            f"file in its last {len(tail)} bytes); check images.zip_url, or the file is "
+            "truncated"
+        )
+    if len(candidates) > 1:
+        raise InputDataError(
+            f"{source}: {len(candidates)} End Of Central Directory records, one inside the "
+            "archive comment of another; refused as ambiguous (corrupt or hostile zip)"
+        )
+    return candidates[0]
+
+
 def _parse_directory_records(
     source: str, reader, tail_start: int, tail: bytes
 ) -> dict[str, ZipEntry]:
-    at = tail.rfind(_EOCD_SIG)
-    while at >= 0 and at + _EOCD.size > len(tail):
-        at = tail.rfind(_EOCD_SIG, 0, at)
-    if at < 0:
-        raise InputDataError(
-            f"{source}: not a zip archive (no End Of Central Directory record in its last "
-            f"{len(tail)} bytes); check images.zip_url, or the file is truncated"
-        )
+    at = _end_record(source, tail)
     _, _, _, _, count, cd_size, cd_offset, _ = _EOCD.unpack_from(tail, at)
     locator_at = at - _ZIP64_LOCATOR.size
     if locator_at >= 0 and tail[locator_at : locator_at + 4] == _ZIP64_LOCATOR_SIG:
         _, _, zip64_offset, _ = _ZIP64_LOCATOR.unpack_from(tail, locator_at)
+        if zip64_offset + _ZIP64_EOCD.size > tail_start + locator_at:
+            raise InputDataError(
+                f"{source}: the ZIP64 locator points at offset {zip64_offset:,}, past itself "
+                "(corrupt or hostile zip)"
+            )
         if zip64_offset >= tail_start:
             record = tail[zip64_offset - tail_start : zip64_offset - tail_start + _ZIP64_EOCD.size]
         else:
@@ -358,6 +435,20 @@ def _parse_directory_records(
             raise InputDataError(f"{source}: broken ZIP64 end of central directory record")
         fields = _ZIP64_EOCD.unpack(record)
         count, cd_size, cd_offset = fields[7], fields[8], fields[9]
+    if cd_size > MAX_DIRECTORY_BYTES:
+        raise InputDataError(
+            f"{source}: the central directory declares {cd_size:,} bytes, more than the "
+            f"{MAX_DIRECTORY_BYTES:,} read at most (corrupt or hostile zip)"
+        )
+    if cd_offset + cd_size > tail_start + at:
+        raise InputDataError(
+            f"{source}: the central directory ({cd_size:,} bytes at offset {cd_offset:,}) "
+            f"runs past the end record at {tail_start + at:,} (corrupt or hostile zip)"
+        )
+    if count * _CENTRAL.size > cd_size:
+        raise InputDataError(
+            f"{source}: {count:,} members cannot fit in a {cd_size:,}-byte central directory"
+        )
     if cd_offset >= tail_start and cd_offset + cd_size <= tail_start + len(tail):
         directory = tail[cd_offset - tail_start : cd_offset - tail_start + cd_size]
     elif cd_size:
@@ -365,10 +456,10 @@ def _parse_directory_records(
     else:
         directory = b""
     entries: dict[str, ZipEntry] = {}
-    position = 0
-    for _ in range(count):
+    position = skipped = 0
+    for number in range(count):
         if directory[position : position + 4] != _CENTRAL_SIG:
-            raise InputDataError(f"{source}: corrupt central directory at entry {len(entries)}")
+            raise InputDataError(f"{source}: corrupt central directory at entry {number}")
         fields = _CENTRAL.unpack_from(directory, position)
         flags, method, crc = fields[3], fields[4], fields[7]
         name_len, extra_len, comment_len = fields[10], fields[11], fields[12]
@@ -378,7 +469,20 @@ def _parse_directory_records(
         sizes = [fields[9], fields[8], fields[16]]  # file size, compressed size, offset
         if 0xFFFFFFFF in sizes:
             _zip64_extra(extra, sizes)
-        name = raw_name.decode("utf-8" if flags & 0x800 else "cp437")
+        position = start + name_len + extra_len + comment_len
+        try:
+            name = raw_name.decode("utf-8" if flags & 0x800 else "cp437")
+        except UnicodeDecodeError:
+            # No image can be asked for by such a name: the member is left out,
+            # said once, and the rest of the archive stays readable.
+            log.warning(
+                "%s: member %d has a name that is not valid UTF-8 (%r); left out",
+                source,
+                len(entries) + skipped,
+                raw_name[:80],
+            )
+            skipped += 1
+            continue
         entries[name] = ZipEntry(
             name=name,
             header_offset=sizes[2],
@@ -390,7 +494,6 @@ def _parse_directory_records(
             name_bytes=name_len,
             extra_bytes=extra_len,
         )
-        position = start + name_len + extra_len + comment_len
     return entries
 
 

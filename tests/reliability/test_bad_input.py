@@ -194,7 +194,7 @@ def test_corrupt_hdf5_shard_stops_reduction_and_cnn_with_a_clear_message(convert
         result = snake(
             converted,
             "results/reduction/reducer.pkl",
-            "results/cnn/unbalanced/model.keras",
+            "results/cnn/unbalanced/network.keras",
             "-k",
         )
         for rule, log in (
@@ -206,7 +206,7 @@ def test_corrupt_hdf5_shard_stops_reduction_and_cnn_with_a_clear_message(convert
             )
             assert "rerun the workflow" in (converted / log).read_text()
         assert not (converted / "results/reduction/reducer.pkl").exists()
-        assert not (converted / "results/cnn/unbalanced/model.keras").exists()
+        assert not (converted / "results/cnn/unbalanced/network.keras").exists()
     finally:
         shard.write_bytes(backup)
 

@@ -8,8 +8,9 @@ rule fit_reduction:
     output:
         reducer="results/reduction/reducer.pkl",
         scaler="results/reduction/scaler.pkl",
-        # reducer then scaler as one fitted scikit-learn Pipeline: crops in, features out
-        pipeline="results/reduction/pipeline.pkl",
+        # reducer then scaler as one fitted scikit-learn Pipeline (crops in, features
+        # out) in skops's format, which runs no code when loaded: the one to share
+        pipeline="results/reduction/pipeline.skops",
         variance=report(
             "results/reduction/explained_variance.png",
             caption="../report/reduction_explained_variance.rst",
@@ -70,7 +71,7 @@ rule reduce_split:
 TARGETS["reduction"] = [
     "results/reduction/reducer.pkl",
     "results/reduction/scaler.pkl",
-    "results/reduction/pipeline.pkl",
+    "results/reduction/pipeline.skops",
     "results/reduction/explained_variance.png",
     "results/reduction/reconstructions.png",
     *expand("results/reduction/{split}.pkl", split=SPLITS),

@@ -94,8 +94,8 @@ def folder_galaxies(
     -------
     galaxies : DataFrame
         Columns ``dr7objid, asset_id, gz2_class, class, ra, dec, image_id``;
-        ``asset_id`` is the id itself when every id is an integer, else a
-        running number (``image_id`` keeps the original id).
+        ``asset_id`` is the id itself when every id is an integer written without
+        leading zeros, else a running number; ``image_id`` keeps the id as text.
     class_names : list of str
         ``classes`` if given, else the labels found, sorted.
     counts : dict
@@ -135,7 +135,9 @@ def folder_galaxies(
             + ". Check folder.images, folder.filename_pattern, folder.id_column and folder.classes"
         )
     labels = labels.sort_values("id").reset_index(drop=True)
-    numeric = labels["id"].str.fullmatch(r"\d{1,18}").all()
+    # Only canonical integers stand for themselves: 000123 is not 123 (two images may
+    # be named so), and the file is found by the id as written (image_id).
+    numeric = labels["id"].str.fullmatch(r"0|[1-9]\d{0,17}").all()
     asset_id = labels["id"].astype("int64") if numeric else pd.Series(np.arange(len(labels)) + 1)
     galaxies = pd.DataFrame(
         {

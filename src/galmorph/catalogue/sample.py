@@ -13,7 +13,7 @@ import pandas as pd
 
 from galmorph.catalogue.classes import CLASS_NAMES, simplify_many
 from galmorph.errors import InputDataError
-from galmorph.io import atomic_path
+from galmorph.io import atomic_path, escape_columns, unescape_cell
 
 log = logging.getLogger(__name__)
 
@@ -225,6 +225,33 @@ def shard_names(n_shards: int) -> list[str]:
     return [f"{shard:04d}" for shard in range(n_shards)]
 
 
+#: Text columns of a sample CSV: a folder dataset's own ids and labels, kept as text
+#: (never re-parsed: ``000123`` and ``NA`` are ids) and escaped for spreadsheets.
+TEXT_COLUMNS = ("gz2_class", "class", "image_id")
+
+
+def write_sample_csv(frame: pd.DataFrame, path: str | os.PathLike) -> None:
+    """Write one split atomically, its text columns safe to open in a spreadsheet."""
+    with atomic_path(path, suffix=".csv") as temporary:
+        escape_columns(frame, TEXT_COLUMNS).to_csv(temporary, index=False)
+
+
+def read_sample_csv(path: str | os.PathLike) -> pd.DataFrame:
+    """One split as :func:`write_sample_csv` wrote it: integer ids, float coordinates, and
+    the text columns exactly as they were (no ``NA``/``nan``/``null`` turned missing)."""
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    for column in ID_COLUMNS:
+        if column in frame:
+            frame[column] = frame[column].astype("int64")
+    for column in ("ra", "dec"):
+        if column in frame:
+            frame[column] = frame[column].map(lambda text: float(text) if text else np.nan)
+    for column in TEXT_COLUMNS:
+        if column in frame:
+            frame[column] = frame[column].map(unescape_cell)
+    return frame
+
+
 def shard_rows(sample_csv: str | os.PathLike, n_shards: int, shard: int) -> pd.DataFrame:
     """The contiguous block of rows of a split CSV that belongs to ``shard``.
 
@@ -234,8 +261,8 @@ def shard_rows(sample_csv: str | os.PathLike, n_shards: int, shard: int) -> pd.D
         If the CSV lacks a column of the sample contract or has too few rows.
     """
     try:
-        frame = pd.read_csv(sample_csv, dtype={column: "int64" for column in ID_COLUMNS})
-    except (ValueError, OSError) as error:
+        frame = read_sample_csv(sample_csv)
+    except (ValueError, TypeError, OSError) as error:
         raise InputDataError(
             f"{sample_csv}: not a readable sample CSV with integer dr7objid and asset_id "
             f"({error}); rerun the sample rule"

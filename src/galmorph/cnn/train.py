@@ -345,7 +345,26 @@ def load(model_path: str | Path) -> tuple[keras.Model, dict]:
     for path in (model_path, meta_path):
         if not path.is_file():
             raise InputDataError(f"{path}: not found; train the model first (rule train_cnn)")
-    return keras.models.load_model(model_path), json.loads(meta_path.read_text())
+    try:
+        metadata = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise InputDataError(f"{meta_path}: not a model's JSON metadata ({error})") from error
+    if not isinstance(metadata, dict):
+        raise InputDataError(f"{meta_path}: not a model's JSON metadata (not an object)")
+    try:
+        # safe_mode (Keras's default, kept): a model file that holds Python code
+        # (a Lambda layer's function) is refused rather than run.
+        model = keras.models.load_model(model_path, safe_mode=True)
+    except Exception as error:  # noqa: BLE001 - Keras raises ValueError, TypeError, OSError...
+        if "safe_mode" in str(error):
+            reason = (
+                "it holds Python code (a Lambda layer), which galmorph never runs from a "
+                "model file; rebuild it from layers that Keras can load safely"
+            )
+        else:
+            reason = f"not a Keras model galmorph can read ({type(error).__name__}: {error})"
+        raise InputDataError(f"{model_path}: refused, {reason}") from error
+    return model, metadata
 
 
 def cross_validate(index: ShardIndex, settings: TrainSettings, k: int) -> pd.DataFrame:

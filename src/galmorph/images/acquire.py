@@ -39,7 +39,14 @@ from tqdm import tqdm
 
 from galmorph.download import local_path, read_bytes
 from galmorph.errors import DownloadError, InputDataError
-from galmorph.images.imaging import policy_problem
+from galmorph.images.imaging import (
+    MAX_FILE_BYTES,
+    ImageFormatError,
+    check_pixels,
+    policy_problem,
+    to_rgb,
+    upright_size,
+)
 from galmorph.io import atomic_path
 from galmorph.remote_zip import ZipIndex
 
@@ -171,6 +178,7 @@ class CutoutSource:
                 timeout_s=transfer.timeout_s,
                 retries=transfer.retries,
                 backoff_s=transfer.backoff_s,
+                max_bytes=MAX_FILE_BYTES,
             )
 
         return get, lambda: None
@@ -206,21 +214,37 @@ class DirectorySource:
             name = self.filename_pattern.format(id=image_id, asset_id=int(row["asset_id"]))
             file = folder / name
             try:
+                if file.stat().st_size > MAX_FILE_BYTES:
+                    raise ImageUnavailable(
+                        f"{file}: {file.stat().st_size:,} bytes, more than the "
+                        f"{MAX_FILE_BYTES:,} an image may have"
+                    )
                 data = file.read_bytes()
             except FileNotFoundError:
                 raise ImageUnavailable(f"missing: {file} does not exist") from None
-            return data if data[:2] == b"\xff\xd8" else _as_jpeg(data)
+            return data if data[:2] == b"\xff\xd8" else _as_jpeg(data, str(file))
 
         return get, lambda: None
 
 
-def _as_jpeg(data: bytes) -> bytes:
-    """Re-encode a non-JPEG image (PNG, ...) as an RGB JPEG; undecodable bytes pass unchanged."""
+def _as_jpeg(data: bytes, name: str) -> bytes:
+    """Re-encode a non-JPEG image (PNG, ...) as an upright 8-bit RGB JPEG
+    (:func:`galmorph.images.imaging.to_rgb`); undecodable bytes pass unchanged.
+
+    Raises
+    ------
+    ImageUnavailable
+        The image is too large to decode (a decompression bomb): one failure row.
+    """
     try:
         with Image.open(io.BytesIO(data)) as image:
+            check_pixels(image, name)
+            image.load()
             buffer = io.BytesIO()
-            image.convert("RGB").save(buffer, format="JPEG", quality=95)
+            to_rgb(image).save(buffer, format="JPEG", quality=95)
             return buffer.getvalue()
+    except (ImageFormatError, Image.DecompressionBombError) as error:
+        raise ImageUnavailable(f"not a usable image: {error}") from error
     except (OSError, SyntaxError, ValueError):
         return data  # verification reports it as not a valid JPEG
 
@@ -267,12 +291,17 @@ def verify_jpeg(data: bytes, size: int, size_policy: str = "resize") -> str | No
     """
     if not data:
         return "empty file"
+    if len(data) > MAX_FILE_BYTES:
+        return f"{len(data):,} bytes, more than the {MAX_FILE_BYTES:,} an image may have"
     try:
         with Image.open(io.BytesIO(data)) as image:
             if image.format != "JPEG":
                 return f"not a JPEG ({image.format or 'unknown'} data)"
+            check_pixels(image, "the image")
             image.load()
-            shape, mode = image.size, image.mode
+            shape, mode = upright_size(image), image.mode
+    except ImageFormatError as error:
+        return str(error)
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
         snippet = data[:60].decode("ascii", "replace").replace("\n", " ")
         detail = f"{error}" if data[:2] == b"\xff\xd8" else f"{error}; starts with {snippet!r}"
