@@ -93,6 +93,8 @@ def workdir(tmp_path_factory):
                 "kmeans": {"n_clusters": 3},
                 "hierarchical": {"n_clusters": 3},
                 "gmm": {"n_components": 3},
+                "hdbscan": {"min_cluster_size": 3},
+                "som": {"rows": 2, "cols": 2},
             },
         },
     )

@@ -15,7 +15,10 @@ from sklearn.decomposition import IncrementalPCA
 from galmorph.reduction.pca import FastIncrementalPCA
 
 FLOAT64 = dict(rtol=1e-9, atol=1e-12)
-FLOAT32 = dict(rtol=2e-4, atol=1e-6)  # documented: float32 arithmetic on the wide matrices
+# float32 arithmetic on the wide matrices: unit-norm components of 300 entries carry
+# ~eps32 * sqrt(300) = 2e-6 of rounding, more where two variances are close (random
+# data); the BLAS kernels a CPU picks move the last bits (1.3e-6 seen on AVX-512).
+FLOAT32 = dict(rtol=2e-4, atol=4e-6)
 
 FITTED = ("explained_variance_", "explained_variance_ratio_", "singular_values_", "mean_",
           "var_")  # fmt: skip

@@ -12,6 +12,9 @@ transformers listed in :data:`TRUSTED_TYPES`. A file that names any other type
 
 from __future__ import annotations
 
+import io
+import json
+import zipfile
 from pathlib import Path
 
 import skops.io
@@ -29,9 +32,43 @@ TRUSTED_TYPES = (
 
 
 def save_pipeline(pipeline, path: str | Path) -> None:
-    """Write ``pipeline`` to ``path`` with skops, atomically."""
-    with atomic_path(path) as temporary:
-        skops.io.dump(pipeline, temporary)
+    """Write ``pipeline`` to ``path`` with skops, atomically and byte-reproducibly.
+
+    skops names the objects of a file by their memory address (``__id__``, the
+    arrays' member names) and stamps each member with the time of writing; both
+    are renumbered in order of appearance and the time fixed, so a rerun (or an
+    interrupted run resumed) gives the same bytes for the same model.
+    """
+    written = zipfile.ZipFile(io.BytesIO(skops.io.dumps(pipeline)))
+    schema = json.loads(written.read("schema.json"))
+    numbers: dict[int, int] = {}
+    files: dict[str, str] = {}
+
+    def renumber(node):
+        if isinstance(node, dict):
+            if "__id__" in node:
+                node["__id__"] = numbers.setdefault(node["__id__"], len(numbers) + 1)
+            if isinstance(node.get("file"), str):
+                node["file"] = files.setdefault(node["file"], f"{len(files) + 1}.npy")
+            for value in node.values():
+                renumber(value)
+        elif isinstance(node, list):
+            for value in node:
+                renumber(value)
+
+    renumber(schema)
+    members = {"schema.json": json.dumps(schema, indent=2).encode()}
+    for old, new in files.items():
+        members[new] = written.read(old)
+    unnamed = set(written.namelist()) - set(files) - {"schema.json"}
+    if unnamed:  # a member the schema does not name: keep the format as skops wrote it
+        raise RuntimeError(f"skops wrote members galmorph does not know: {sorted(unnamed)}")
+    with atomic_path(path) as temporary, zipfile.ZipFile(temporary, "w") as archive:
+        for name, data in members.items():
+            fixed = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+            fixed.compress_type = zipfile.ZIP_DEFLATED
+            fixed.external_attr = 0o644 << 16
+            archive.writestr(fixed, data)
 
 
 def load_pipeline(path: str | Path):
