@@ -25,7 +25,7 @@ from pathlib import Path
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-WORKFLOW_PATHS = ("Snakefile", "workflow", "scripts", "src", "config", "envs", "profiles")
+WORKFLOW_PATHS = ("Snakefile", "workflow", "scripts", "src", "config", "profiles")
 
 
 def child_cpu() -> float:

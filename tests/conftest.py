@@ -56,7 +56,7 @@ def require_module(name: str):
 
 
 #: What a run needs from the repository.
-WORKFLOW_PATHS = ("Snakefile", "workflow", "scripts", "src", "config", "envs", "profiles")
+WORKFLOW_PATHS = ("Snakefile", "workflow", "scripts", "src", "config", "profiles")
 #: Upper bound of one end-to-end snakemake call (the tiny run takes far less).
 SNAKEMAKE_TIMEOUT_S = 900
 

@@ -1,4 +1,4 @@
-"""Every rule names a conda environment of envs/ that provides what its script imports.
+"""Every rule names a conda environment of workflow/envs/ that provides what its script imports.
 
 The imports are read from the source (AST), following the project's own
 modules (``_bootstrap``, ``galmorph.*``) transitively, so a package used only
@@ -18,6 +18,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+from packaging.version import Version
 
 REPO = Path(__file__).resolve().parents[1]
 SRC = REPO / "src"
@@ -43,7 +46,7 @@ MODULE_PACKAGES: dict[str, tuple[str, ...]] = {
     "tensorflow": ("tensorflow-cpu", "tensorflow"),
     "keras": ("keras", "tensorflow-cpu", "tensorflow"),
 }
-#: conda-forge name -> the name pinned in pyproject.toml, where they differ.
+#: conda-forge name -> the name pinned in constraints.txt, where they differ.
 PYPI_NAMES = {"matplotlib-base": "matplotlib", "python-isal": "isal"}
 #: Modules the project ships itself: their imports are followed, not looked up.
 LOCAL_ROOTS = {"galmorph", "_bootstrap"}
@@ -166,7 +169,7 @@ def imported_modules(script: Path, roots) -> tuple[set[str], set[Path]]:
 
 
 def read_env(name: str) -> dict:
-    with open(REPO / "envs" / f"{name}.yaml") as handle:
+    with open(REPO / "workflow" / "envs" / f"{name}.yaml") as handle:
         return yaml.safe_load(handle)
 
 
@@ -223,7 +226,7 @@ def test_rule_environment_provides_every_import(rule):
     unknown = sorted(module for module in modules if module not in MODULE_PACKAGES)
     assert not unknown, (
         f"rule {rule.name}: {rule.script.name} imports {unknown}; add the conda package "
-        "to envs/ and to MODULE_PACKAGES in this test"
+        "to workflow/envs/ and to MODULE_PACKAGES in this test"
     )
     missing = {
         module: MODULE_PACKAGES[module]
@@ -231,7 +234,7 @@ def test_rule_environment_provides_every_import(rule):
         if not provided.intersection(MODULE_PACKAGES[module])
     }
     assert not missing, (
-        f"rule {rule.name} (env {rule.env}): envs/{rule.env}.yaml lacks a package for "
+        f"rule {rule.name} (env {rule.env}): workflow/envs/{rule.env}.yaml lacks a package for "
         + ", ".join(f"{module} ({' or '.join(packages)})" for module, packages in missing.items())
     )
 
@@ -241,25 +244,56 @@ def test_environment_is_pinned_on_conda_forge(name):
     spec = read_env(name)
     assert spec["channels"] == ["conda-forge", "nodefaults"]
     packages = env_packages(spec)
-    assert packages.get("python") == "3.11", "the project supports Python 3.11 only"
+    # the Python constraints.txt was resolved on (the install itself takes 3.11-3.13)
+    assert packages.get("python") == "3.11", "the environments pin Python 3.11"
     unpinned = sorted(package for package, version in packages.items() if not version)
-    assert not unpinned, f"envs/{name}.yaml: pin a version for {unpinned}"
+    assert not unpinned, f"workflow/envs/{name}.yaml: pin a version for {unpinned}"
+
+
+def constraint_pins() -> dict[str, str]:
+    """Package -> exact version of constraints.txt (names normalised as pip does)."""
+    pins = {}
+    for line in (REPO / "constraints.txt").read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            requirement = Requirement(line)
+            (specifier,) = requirement.specifier
+            assert specifier.operator == "==", f"constraints.txt: {line} is not an exact pin"
+            pins[canonicalize_name(requirement.name)] = specifier.version
+    return pins
+
+
+def project_requirements() -> list[Requirement]:
+    with open(REPO / "pyproject.toml", "rb") as handle:
+        project = tomllib.load(handle)["project"]
+    extras = [r for group in project["optional-dependencies"].values() for r in group]
+    return [Requirement(r) for r in project["dependencies"] + extras]
+
+
+def test_pyproject_gives_ranges_that_hold_the_tested_pins():
+    """Ranges let galmorph be installed beside other projects; the pins are in the ranges."""
+    pins = constraint_pins()
+    for requirement in project_requirements():
+        operators = {specifier.operator for specifier in requirement.specifier}
+        assert "==" not in operators and {">=", "<"} <= operators, (
+            f"pyproject.toml: {requirement} should be a range >=x,<y"
+        )
+        name = canonicalize_name(requirement.name)
+        assert name in pins, f"constraints.txt has no pin for {requirement.name}"
+        assert requirement.specifier.contains(pins[name]), (
+            f"constraints.txt pins {name}=={pins[name]}, outside pyproject.toml's {requirement}"
+        )
 
 
 @pytest.mark.parametrize("name", ENVS)
-def test_environment_versions_match_pyproject(name):
-    with open(REPO / "pyproject.toml", "rb") as handle:
-        project = tomllib.load(handle)["project"]
-    pins = {}
-    for requirement in project["dependencies"]:
-        package, _, version = requirement.partition("==")
-        pins[package.strip().lower()] = version.strip()
+def test_environment_versions_match_the_constraints(name):
+    pins = constraint_pins()
     mismatched = []
     for package, version in env_packages(read_env(name)).items():
-        pypi = PYPI_NAMES.get(package, package)
-        if pypi in pins and pins[pypi] != version:
-            mismatched.append(f"{package}: env {version}, pyproject.toml {pins[pypi]}")
-    assert not mismatched, f"envs/{name}.yaml: " + "; ".join(mismatched)
+        pypi = canonicalize_name(PYPI_NAMES.get(package, package))
+        if pypi in pins and Version(pins[pypi]) != Version(version):
+            mismatched.append(f"{package}: env {version}, constraints.txt {pins[pypi]}")
+    assert not mismatched, f"workflow/envs/{name}.yaml: " + "; ".join(mismatched)
 
 
 def test_every_environment_is_used():

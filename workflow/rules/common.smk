@@ -32,7 +32,7 @@ wildcard_constraints:
 
 def env(name):
     """Path of a per-rule conda environment file."""
-    return str(REPO / "envs" / f"{name}.yaml")
+    return str(REPO / "workflow" / "envs" / f"{name}.yaml")
 
 
 def catalogue_url(name):
