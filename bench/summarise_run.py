@@ -60,6 +60,8 @@ def cnn_rows(results: Path) -> list[dict]:
     rows = []
     for path in sorted(results.glob("cnn/*/metrics.json")):
         metrics = _read_json(path)
+        if "accuracy" not in metrics:  # the vote-fraction network: see vote_lines
+            continue
         rows.append(
             {
                 "model": f"CNN: {metrics.get('variant') or path.parent.name}",
@@ -72,6 +74,20 @@ def cnn_rows(results: Path) -> list[dict]:
             }
         )
     return rows
+
+
+def vote_lines(results: Path) -> list[str]:
+    """The vote-fraction network's test RMSE next to predicting the training mean."""
+    path = results / "cnn" / "votes" / "metrics.json"
+    if not path.exists():
+        return []
+    metrics = _read_json(path)
+    return [
+        f"Vote fractions ({metrics['n_galaxies']} test galaxies, {metrics['vote_column']}): "
+        f"RMSE {metrics['rmse']:.3f} (training mean: {metrics['rmse_baseline']:.3f}); "
+        f"per question {metrics['rmse_conditional']:.3f} "
+        f"(training mean: {metrics['rmse_conditional_baseline']:.3f})"
+    ]
 
 
 def majority_row(test_csv: Path) -> dict:
@@ -131,6 +147,8 @@ def main() -> None:
     n_test = sum(1 for _ in test_csv.open()) - 1 if test_csv.exists() else 0
     print(f"Test split: {n_test} galaxies ({test_csv})")
     print(format_table(summary_table(args.run_dir), markdown=args.markdown))
+    for line in vote_lines(Path(args.run_dir) / "results"):
+        print(line)
 
 
 if __name__ == "__main__":

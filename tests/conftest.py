@@ -88,6 +88,9 @@ TINY_CONFIG: dict = {
         "prior_shift": {"unbalanced": 0.5, "balanced": 0.0, "ensemble": 0.0},
     },
 }
+#: The finished run also trains the vote-fraction network (off in the demo default; a
+#: folder dataset, which has no votes, refuses it).
+FINISHED_RUN_OVERRIDES: dict = {"cnn": {"vote_fractions": {"enabled": True, "column": "debiased"}}}
 
 
 def deep_update(base: dict, overrides: dict) -> dict:
@@ -235,7 +238,7 @@ def finished_run(tmp_path_factory) -> FinishedRun:
     something works on a copy (:func:`copy_finished_run`).
     """
     workdir = copy_workflow(tmp_path_factory.mktemp("tiny_run"))
-    write_config(workdir / "config" / "tiny.yaml")
+    write_config(workdir / "config" / "tiny.yaml", FINISHED_RUN_OVERRIDES)
     configfile = "config/tiny.yaml"
     if slurm_reachable():
         executor, result = "slurm", run_on_cluster(workdir, "--configfile", configfile)

@@ -60,6 +60,25 @@ def test_table_has_the_majority_baseline_and_every_model(tmp_path):
     )
 
 
+def test_vote_network_is_its_own_line_beside_its_baseline(tmp_path):
+    run = write_run(tmp_path)
+    votes = run / "results" / "cnn" / "votes"
+    votes.mkdir()
+    scores = {"n_galaxies": 10, "vote_column": "debiased", "rmse": 0.13, "rmse_baseline": 0.2,
+              "rmse_conditional": 0.23, "rmse_conditional_baseline": 0.3}  # fmt: skip
+    (votes / "metrics.json").write_text(json.dumps(scores))
+    table = summarise_run.summary_table(run)
+    assert not any("votes" in model for model in table.index)
+    result = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "summarise_run.py"), str(run)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "RMSE 0.130 (training mean: 0.200)" in result.stdout
+    assert "per question 0.230 (training mean: 0.300)" in result.stdout
+
+
 def test_missing_test_split_is_a_clear_error(tmp_path):
     result = subprocess.run(
         [sys.executable, str(REPO / "bench" / "summarise_run.py"), str(tmp_path)],

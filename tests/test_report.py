@@ -40,7 +40,9 @@ CHROMIUM_FLAGS = [
 ]
 STAGE_CATEGORIES = {"Demo", "Sample", "Images", "Reduction", "Clustering", "CNN"}
 METHODS = {"kmeans", "hierarchical", "hdbscan", "som", "gmm"}
-VARIANTS = {"unbalanced", "balanced", "ensemble"}
+#: the CNN sections: the classifier variants and the vote-fraction network (on in the run)
+CLASSIFIER_VARIANTS = {"unbalanced", "balanced", "ensemble"}
+VARIANTS = CLASSIFIER_VARIANTS | {"votes"}
 assert "methods" not in TINY_CONFIG.get("clustering", {}), "the tiny run keeps every method"
 
 
@@ -239,6 +241,7 @@ def test_report_has_a_section_per_method_and_variant(report, browser, category, 
         ("Clustering", "kmeans"),
         ("Clustering", "summary"),
         ("CNN", "balanced"),
+        ("CNN", "votes"),
         ("CNN", "summary"),
     ],
 )
@@ -254,13 +257,16 @@ def test_every_section_shows_captions(report, browser, category, subcategory):
 
 
 def test_report_lists_what_astronomers_check_for_every_variant(report, finished_run):
-    """Reliability diagram, per-class scores and occlusion maps of each CNN variant are
-    results of the report, each with its caption (rendered: no template left)."""
+    """Reliability diagram, per-class scores and occlusion maps of each CNN classifier, and
+    the vote-fraction network's history, per-answer RMSE and scatter, are results of the
+    report, each with its caption (rendered: no template left)."""
     html = report.read_text(errors="replace")
-    for variant in sorted(VARIANTS):
+    for variant in sorted(CLASSIFIER_VARIANTS):
         for name in ("calibration.png", "per_class.png", "saliency.png"):
             assert f"results/cnn/{variant}/{name}" in html, (variant, name)
             assert (finished_run.workdir / "results" / "cnn" / variant / name).stat().st_size
+    for name in ("history.png", "per_answer.png", "true_vs_predicted.png"):
+        assert f"results/cnn/votes/{name}" in html, name
     for phrase in ("expected calibration error", "Occlusion maps", "balanced accuracy"):
         assert phrase in html, phrase
 

@@ -131,6 +131,12 @@ def _dataset_errors(config: Mapping[str, Any]) -> list[str]:
             problems.append(
                 f"config key 'images.{key}' is empty; images.source {images['source']!r} needs it"
             )
+    if config["cnn"]["vote_fractions"]["enabled"] and config["dataset"] not in ("demo", "gz2"):
+        problems.append(
+            f"config key 'cnn.vote_fractions.enabled' is true but dataset {config['dataset']!r} "
+            "has no Galaxy Zoo 2 votes (they come from gz2_hart16: dataset demo or gz2); "
+            "set it to false"
+        )
     if config["dataset"] == "folder":
         folder = config.get("folder")
         required = ("images", "labels", "id_column", "label_column", "filename_pattern")

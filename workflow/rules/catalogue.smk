@@ -84,6 +84,25 @@ rule sample:
         "../../scripts/sample.py"
 
 
+# The 37 vote fractions of a split's galaxies, the targets of the vote-fraction network.
+rule vote_table:
+    input:
+        hart16=f"resources/{DATASET}/gz2_hart16.csv.gz",
+        sample="results/sample/{split}.csv",
+    output:
+        votes="results/sample/{split}_votes.csv",
+    log:
+        "logs/sample/vote_table/{split}.log",
+    conda:
+        env("data")
+    resources:
+        mem_mb=2000,
+    params:
+        column=config["cnn"]["vote_fractions"]["column"],
+    script:
+        "../../scripts/vote_table.py"
+
+
 TARGETS["sample"] = [
     "results/sample/train.csv",
     "results/sample/test.csv",

@@ -1,12 +1,13 @@
 # Supervised CNNs on real pixels: balance (train split only), train, join the two
 # trained networks into the ensemble, attach each variant's decision rule (test-time
 # views, prior shift) to make its model, evaluate on the untouched test split, compare;
-# optional k-fold; classify a folder of JPEGs.
+# optional k-fold; classify a folder of JPEGs. With cnn.vote_fractions on, a network
+# of its own (variant "votes") learns Galaxy Zoo 2's 37 vote fractions instead.
 #   snakemake results/predict/ensemble/predictions.csv --config predict_folder=path/to/jpegs
 
 
 wildcard_constraints:
-    variant="unbalanced|balanced|ensemble",
+    variant="unbalanced|balanced|ensemble|votes",
 
 
 rule balance_training_set:
@@ -107,6 +108,75 @@ rule attach_decision_rule:
         "../../scripts/attach_decision_rule.py"
 
 
+rule train_vote_network:
+    input:
+        shards=hdf5_shards("train"),
+        votes="results/sample/train_votes.csv",
+    output:
+        network="results/cnn/votes/network.keras",
+        metadata="results/cnn/votes/network.json",
+        history="results/cnn/votes/history.csv",
+        history_figure=report(
+            "results/cnn/votes/history.png",
+            caption="../report/cnn_votes_history.rst",
+            category="CNN",
+            subcategory="votes",
+        ),
+    log:
+        "logs/cnn/train_vote_network.log",
+    benchmark:
+        "benchmarks/cnn/train_vote_network.tsv"
+    conda:
+        env("dl")
+    threads: 8
+    resources:
+        mem_mb=cnn_mem_mb,
+        runtime="8h",
+    params:
+        settings=vote_train_settings(),
+        column=config["cnn"]["vote_fractions"]["column"],
+    script:
+        "../../scripts/train_vote_network.py"
+
+
+rule evaluate_vote_network:
+    input:
+        model="results/cnn/votes/model.keras",
+        metadata="results/cnn/votes/model.json",
+        test=hdf5_shards("test"),
+        votes="results/sample/test_votes.csv",
+    output:
+        metrics="results/cnn/votes/metrics.json",
+        per_answer="results/cnn/votes/per_answer.csv",
+        predictions="results/cnn/votes/test_predictions.csv",
+        per_answer_figure=report(
+            "results/cnn/votes/per_answer.png",
+            caption="../report/cnn_votes_per_answer.rst",
+            category="CNN",
+            subcategory="votes",
+        ),
+        scatter=report(
+            "results/cnn/votes/true_vs_predicted.png",
+            caption="../report/cnn_votes_scatter.rst",
+            category="CNN",
+            subcategory="votes",
+        ),
+    log:
+        "logs/cnn/evaluate_vote_network.log",
+    benchmark:
+        "benchmarks/cnn/evaluate_vote_network.tsv"
+    conda:
+        env("dl")
+    threads: 4
+    resources:
+        mem_mb=cnn_mem_mb,
+        runtime="1h",
+    params:
+        batch_size=config["cnn"]["batch_size"],
+    script:
+        "../../scripts/evaluate_vote_network.py"
+
+
 rule evaluate_cnn:
     input:
         model="results/cnn/{variant}/model.keras",
@@ -156,6 +226,8 @@ rule evaluate_cnn:
         "logs/cnn/evaluate_cnn/{variant}.log",
     benchmark:
         "benchmarks/cnn/evaluate_cnn/{variant}.tsv"
+    wildcard_constraints:
+        variant=CLASSIFIER_VARIANTS,
     conda:
         env("dl")
     threads: 4

@@ -195,6 +195,10 @@ def all_targets():
 TRAINED_VARIANTS = "|".join(galmorph_cnn.VARIANTS)
 
 
+#: Variants that classify (all but the vote-fraction network, "votes").
+CLASSIFIER_VARIANTS = "|".join((*galmorph_cnn.VARIANTS, "ensemble"))
+
+
 def trained_variants():
     """The configured variants that train a network (all but the ensemble)."""
     return [v for v in config["cnn"]["variants"] if v in galmorph_cnn.VARIANTS]
@@ -203,12 +207,16 @@ def trained_variants():
 def variant_decision_rule(wildcards):
     """Params function: the {variant} wildcard's decision rule (galmorph.cnn.decision).
 
-    The test-time views of cnn.tta and the variant's power of cnn.prior_shift.
+    The test-time views of cnn.tta and the variant's power of cnn.prior_shift; the
+    vote-fraction network has no class prior to shift towards.
     """
+    shift = config["cnn"]["prior_shift"]
     return {
         "tta_rotations": config["cnn"]["tta"]["rotations"],
         "tta_mirror": config["cnn"]["tta"]["mirror"],
-        "prior_shift": config["cnn"]["prior_shift"][wildcards.variant],
+        "prior_shift": (
+            0.0 if wildcards.variant == "votes" else shift[wildcards.variant]
+        ),
     }
 
 
@@ -251,6 +259,20 @@ def cnn_train_settings(variant):
     settings["mirror_pairs"] = [list(pair) for pair in config["cnn"]["mirror_pairs"]]
     settings["seed"] = config["seed"]
     return dict(sorted(settings.items()))
+
+
+def vote_train_settings():
+    """TrainSettings of the vote-fraction network: the unweighted training split's,
+    chosen by the validation loss (the tree's loss; class scores do not apply)."""
+    settings = cnn_train_settings("votes")
+    settings["selection_metric"] = "loss"
+    settings["target"] = "vote_fractions"
+    return dict(sorted(settings.items()))
+
+
+def vote_variant():
+    """["votes"] when cnn.vote_fractions is on, else []."""
+    return ["votes"] if config["cnn"]["vote_fractions"]["enabled"] else []
 
 
 def cnn_balance_settings():
@@ -316,6 +338,16 @@ def cnn_targets():
         targets += expand(
             "results/cnn/{variant}/kfold_summary.csv", variant=trained_variants()
         )
+    if vote_variant():
+        targets += [
+            "results/cnn/votes/metrics.json",
+            "results/cnn/votes/per_answer.png",
+            "results/cnn/votes/true_vs_predicted.png",
+            "results/cnn/votes/history.png",
+        ]
     if config.get("predict_folder"):
-        targets += expand("results/predict/{variant}/predictions.csv", variant=variants)
+        targets += expand(
+            "results/predict/{variant}/predictions.csv",
+            variant=[*variants, *vote_variant()],
+        )
     return targets

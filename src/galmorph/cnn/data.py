@@ -122,6 +122,7 @@ def make_dataset(
     measure_set: str = "morphometry",
     mirror: np.ndarray | None = None,
     view: tuple[float, bool] = (0.0, False),
+    targets: np.ndarray | None = None,
 ) -> tf.data.Dataset:
     """A dataset of ``(inputs, labels)`` batches over the rows of ``index``.
 
@@ -158,12 +159,16 @@ def make_dataset(
         The one fixed view of every row without ``augment`` (test-time
         augmentation: each pass one view). The labels stay the true ones; a
         mirrored pass's probabilities are mapped back by the caller.
+    targets : ndarray (n, k) of float, optional
+        What the rows are to predict instead of their class (the vote
+        fractions of :mod:`galmorph.cnn.votes`); a mirror leaves them as they are.
 
     Returns
     -------
     tf.data.Dataset
         Images ``float32 (b, input_size, input_size, 3)`` in [0, 1] (with
-        ``measures`` ``float32 (b, k)``) and labels ``int32 (b,)``.
+        ``measures`` ``float32 (b, k)``) and labels ``int32 (b,)`` (or the
+        ``targets`` rows, ``float32 (b, k)``).
     """
     crop = index.image_size if crop is None else crop
     if crop > index.image_size:
@@ -202,9 +207,10 @@ def make_dataset(
                 if view_row[1] > 0.5:  # a mirrored view: the winding reverses
                     if features is not None:
                         row_features = measures.mirror(row_features, measure_set)
-                    if augment is not None:  # training: the label follows the pixels
+                    if augment is not None and targets is None:  # the label follows the pixels
                         label = int(mirror[label])
-                yield image, row_features, view_row, label
+                target = label if targets is None else targets[position]
+                yield image, row_features, view_row, target
         except GalmorphError as error:  # TensorFlow re-raises it as its own error type
             defer(error)
             raise
@@ -215,7 +221,9 @@ def make_dataset(
             tf.TensorSpec((side, side, 3), tf.uint8),
             tf.TensorSpec((n_features,), tf.float32),
             tf.TensorSpec((len(VIEW_COLUMNS),), tf.float32),
-            tf.TensorSpec((), tf.int32),
+            tf.TensorSpec((), tf.int32)
+            if targets is None
+            else tf.TensorSpec((targets.shape[1],), tf.float32),
         ),
     )
     photometric = augment is not None

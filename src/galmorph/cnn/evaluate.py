@@ -288,10 +288,12 @@ def plot_misclassified(
     plt.close(fig)
 
 
-def plot_history(history: pd.DataFrame, path: str | Path) -> None:
-    """Loss and accuracy per epoch, training and validation."""
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for ax, metric in zip(axes, ("loss", "accuracy"), strict=True):
+def plot_history(
+    history: pd.DataFrame, path: str | Path, metrics: Sequence[str] = ("loss", "accuracy")
+) -> None:
+    """``metrics`` (loss and accuracy) per epoch, training and validation."""
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 4))
+    for ax, metric in zip(np.atleast_1d(axes), metrics, strict=True):
         for prefix, style in (("", "-"), ("val_", "--")):
             column = prefix + metric
             if column in history:

@@ -37,7 +37,7 @@ import numpy as np
 import tensorflow as tf
 from keras import layers
 
-from galmorph.cnn.settings import MIN_INPUT_SIZE
+from galmorph.cnn.settings import MIN_INPUT_SIZE, TARGETS
 from galmorph.errors import InputDataError
 
 ARCHITECTURES = ("study", "deeper", "resnet")
@@ -104,26 +104,41 @@ class GeometricMean(keras.layers.Layer):
         return keras.ops.softmax(keras.ops.mean(logs, axis=0), axis=-1)
 
 
-def _head(x, measures, n_classes: int, dropout: float, width: int):
+def _head(x, measures, output, dropout: float, width: int):
     if measures is not None:
         measured = layers.Dense(32, activation="relu", name="measures_dense")(measures)
         x = layers.Concatenate(name="with_measures")([x, measures, measured])
     x = layers.Dense(width, activation="relu", name="dense")(x)
     x = layers.Dropout(dropout, name="dropout")(x)
-    return layers.Dense(n_classes, activation="softmax", name="classes")(x)
+    return output(x)
 
 
-def _study(inputs, measures, n_classes: int):
+def _classes_output(n_classes: int):
+    """The classifier's last layer: one softmax over the classes."""
+    return lambda x: layers.Dense(n_classes, activation="softmax", name="classes")(x)
+
+
+def _votes_output():
+    """The vote-fraction network's last layers: 37 logits, one softmax per GZ2 task."""
+    from galmorph.catalogue.decision_tree import N_ANSWERS, task_sizes
+    from galmorph.cnn.votes import TaskSoftmax
+
+    return lambda x: TaskSoftmax(task_sizes(), name="votes")(
+        layers.Dense(N_ANSWERS, name="vote_logits")(x)
+    )
+
+
+def _study(inputs, measures, output):
     x = layers.Conv2D(64, 6, activation="relu", name="conv1")(inputs)
     x = layers.MaxPooling2D(3, name="pool1")(x)
     x = layers.Conv2D(64, 3, activation="relu", name="conv2")(x)
     x = layers.MaxPooling2D(3, name="pool2")(x)
     x = layers.Conv2D(32, 3, activation="relu", name="conv3")(x)
     x = layers.Flatten(name="flatten")(x)
-    return _head(x, measures, n_classes, dropout=0.5, width=64)
+    return _head(x, measures, output, dropout=0.5, width=64)
 
 
-def _deeper(inputs, measures, n_classes: int):
+def _deeper(inputs, measures, output):
     x = inputs
     for block, filters in enumerate((16, 32, 64, 128), start=1):
         for conv in (1, 2):
@@ -137,8 +152,8 @@ def _deeper(inputs, measures, n_classes: int):
     x = layers.GlobalAveragePooling2D(name="gap")(x)
     if measures is None:  # the preset as it was: no dense layer after pooling
         x = layers.Dropout(0.3, name="dropout")(x)
-        return layers.Dense(n_classes, activation="softmax", name="classes")(x)
-    return _head(x, measures, n_classes, dropout=0.3, width=64)
+        return output(x)
+    return _head(x, measures, output, dropout=0.3, width=64)
 
 
 RESNET_WIDTHS = (24, 48, 96, 192)
@@ -150,7 +165,7 @@ def _conv_bn(x, filters: int, stride: int, name: str, relu: bool = True):
     return layers.ReLU(name=f"{name}_relu")(x) if relu else x
 
 
-def _resnet(inputs, measures, n_classes: int):
+def _resnet(inputs, measures, output):
     x = _conv_bn(inputs, RESNET_WIDTHS[0], 2, "stem")
     for stage, filters in enumerate(RESNET_WIDTHS, start=1):
         stride = 1 if stage == 1 else 2
@@ -164,7 +179,7 @@ def _resnet(inputs, measures, n_classes: int):
             shortcut = layers.BatchNormalization(momentum=0.9, name=f"s{stage}_proj_bn")(shortcut)
         x = layers.ReLU(name=f"s{stage}_out")(layers.Add(name=f"s{stage}_add")([y, shortcut]))
     x = layers.GlobalAveragePooling2D(name="gap")(x)
-    return _head(x, measures, n_classes, dropout=0.3, width=96)
+    return _head(x, measures, output, dropout=0.3, width=96)
 
 
 def min_input_size(architecture: str) -> int:
@@ -200,11 +215,17 @@ def build_model(
     epochs: int = 1,
     feature_mean=None,
     feature_std=None,
+    target: str = "classes",
 ) -> keras.Model:
     """A compiled model of the preset with its recipe's optimiser and loss.
 
     Parameters
     ----------
+    target : str
+        ``classes``: a softmax over ``n_classes`` with cross-entropy on integer
+        labels; ``vote_fractions``: the 37 answers of the Galaxy Zoo 2 tree, one
+        softmax per task, with the tree's loss (:mod:`galmorph.cnn.votes`;
+        ``n_classes`` is then ignored).
     n_features : int
         Size of the ``measures`` input; 0 for an image-only model.
     feature_mean, feature_std : array of n_features, optional
@@ -226,10 +247,13 @@ def build_model(
             f"cnn.input_size is {input_size}, too small for the {architecture!r} architecture "
             f"(at least {min_input_size(architecture)} pixels)"
         )
-    if n_classes < 2:
+    if target not in TARGETS:
+        raise InputDataError(f"target is {target!r}; choose one of {', '.join(TARGETS)}")
+    if target == "classes" and n_classes < 2:
         raise InputDataError(f"{n_classes} class(es): a classifier needs at least two")
     image = keras.Input((input_size, input_size, 3), name="image")
     body = {"study": _study, "deeper": _deeper, "resnet": _resnet}[architecture]
+    output = _classes_output(n_classes) if target == "classes" else _votes_output()
     if n_features:
         measures = keras.Input((n_features,), name="measures")
         mean = np.zeros(n_features) if feature_mean is None else np.asarray(feature_mean)
@@ -238,9 +262,9 @@ def build_model(
             mean=mean.tolist(), variance=np.maximum(std, 1.0e-6) ** 2, name="standardise"
         )(measures)
         inputs = {"image": image, "measures": measures}
-        outputs = body(image, scaled, n_classes)
+        outputs = body(image, scaled, output)
     else:
-        inputs, outputs = image, body(image, None, n_classes)
+        inputs, outputs = image, body(image, None, output)
     model = keras.Model(inputs, outputs, name=architecture)
     recipe = RECIPES[architecture]
     rate = learning_rate_schedule(architecture, learning_rate, steps_per_epoch, epochs)
@@ -248,6 +272,12 @@ def build_model(
         optimizer = keras.optimizers.AdamW(rate, weight_decay=recipe.weight_decay)
     else:
         optimizer = keras.optimizers.Adam(rate)
+    if target == "vote_fractions":
+        from galmorph.cnn.votes import DecisionTreeLoss, cumulative_rmse
+
+        # no label smoothing: the targets are already the volunteers' spread of answers
+        model.compile(optimizer=optimizer, loss=DecisionTreeLoss(), metrics=[cumulative_rmse])
+        return model
     model.compile(
         optimizer=optimizer,
         loss=SmoothedSparseCrossEntropy(recipe.label_smoothing),

@@ -13,9 +13,11 @@ probabilities are averaged over turned (and mirrored, labels swapped) views and
 shifted towards the training prior by the model's own decision rule
 (``model.json``, :mod:`galmorph.cnn.decision`), as in its evaluation; flags override it. The CSV has
 ``id`` (file name without extension), ``predicted_class``, ``probability``
-and one ``p_<class>`` column per class. Images that cannot be read are listed
-in ``<out>.failures.csv`` (``file, reason``) and skipped: one bad file does not
-stop the others.
+and one ``p_<class>`` column per class; for a vote-fraction network
+(:mod:`galmorph.cnn.votes`) ``id`` and the 37 ``<task>_<answer>_fraction`` columns of
+Galaxy Zoo 2's decision tree instead (a mirror keeps them, no prior shift applies).
+Images that cannot be read are listed in ``<out>.failures.csv`` (``file, reason``)
+and skipped: one bad file does not stop the others.
 """
 
 from __future__ import annotations
@@ -107,16 +109,27 @@ def predict_folder(
     log.info("decision rule: %s", rule)
     class_names = meta["class_names"]
     pairs = [tuple(pair) for pair in meta.get("mirror_pairs") or ()]
-    if rule.tta_mirror:
-        check_mirror_safe_names(class_names, pairs, "cnn.tta.mirror")
-    mapping = mirror_map(class_names, pairs)
+    predicts_votes = meta.get("target", "classes") == "vote_fractions"
+    if predicts_votes:
+        from galmorph.cnn.votes import prediction_columns
+
+        if rule.prior_shift:
+            raise InputDataError("a prior shift applies to classes, not to vote fractions")
+        output_columns = prediction_columns()
+        # no answer of the GZ2 tree has a handedness: a mirrored view keeps its fractions
+        mapping = np.arange(len(output_columns))
+    else:
+        if rule.tta_mirror:
+            check_mirror_safe_names(class_names, pairs, "cnn.tta.mirror")
+        mapping = mirror_map(class_names, pairs)
+        output_columns = [f"p_{name}" for name in class_names]
+        # refuses a model without its training split's counts before any work
+        shift_to_prior(np.ones((1, len(class_names))), meta, rule.prior_shift)
     views = tta_views(rule.tta_rotations, rule.tta_mirror)
     crop = meta["crop"] or meta["image_size"]
     measure_crops = model_measure_crops(meta)
     measure_set = meta.get("measures", "morphometry")
     side = max((crop, *measure_crops))
-    # refuses a model without its training split's counts before any work
-    shift_to_prior(np.ones((1, len(class_names))), meta, rule.prior_shift)
     files = list_images(folder)
     if not files:
         log.warning("%s: no .jpg/.jpeg file to classify", folder)
@@ -145,7 +158,13 @@ def predict_folder(
                 }
             view_proba = np.asarray(model(inputs, training=False))
             proba = proba + (view_proba[:, mapping] if flip else view_proba)
-        proba = shift_to_prior(proba / len(views), meta, rule.prior_shift)
+        proba = proba / len(views)
+        if predicts_votes:
+            rows.extend([name, *map(float, p)] for name, p in zip(ids, proba, strict=True))
+            batch.clear()
+            ids.clear()
+            return
+        proba = shift_to_prior(proba, meta, rule.prior_shift)
         for name, p in zip(ids, proba, strict=True):
             best = int(p.argmax())
             rows.append([name, class_names[best], float(p[best]), *map(float, p)])
@@ -165,12 +184,16 @@ def predict_folder(
         if len(batch) == batch_size:
             flush()
     flush()
-    columns = ["id", "predicted_class", "probability", *[f"p_{name}" for name in class_names]]
+    if predicts_votes:
+        columns = ["id", *output_columns]
+    else:
+        columns = ["id", "predicted_class", "probability", *output_columns]
     predictions = pd.DataFrame(rows, columns=columns)
     failures = pd.DataFrame(failures, columns=["file", "reason"])
     # file names and class names are the user's text: safe to open in a spreadsheet
     with atomic_path(out_csv) as temporary:
-        escape_columns(predictions, ("id", "predicted_class")).to_csv(temporary, index=False)
+        text_columns = ("id",) if predicts_votes else ("id", "predicted_class")
+        escape_columns(predictions, text_columns).to_csv(temporary, index=False)
     with atomic_path(failures_path(out_csv)) as temporary:
         escape_columns(failures, ("file", "reason")).to_csv(temporary, index=False)
     log.info("%d image(s) classified, %d skipped", len(predictions), len(failures))

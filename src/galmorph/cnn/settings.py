@@ -17,6 +17,8 @@ from galmorph.errors import InputDataError
 CLASS_WEIGHTS = ("none", "sqrt", "inverse")
 #: Values of ``cnn.selection_metric``, each a validation score in the history.
 SELECTION_METRICS = ("macro_f1", "balanced_accuracy", "loss")
+#: What a network predicts (``TrainSettings.target``): a class, or the GZ2 tree's vote fractions.
+TARGETS = ("classes", "vote_fractions")
 #: Smallest input side each preset accepts (``study``: every layer keeps >= 1 pixel).
 MIN_INPUT_SIZE = {"study": 38, "deeper": 16, "resnet": 16}
 
@@ -49,6 +51,8 @@ class TrainSettings:
     #: class pairs a mirror turns into each other (clockwise <-> anticlockwise)
     mirror_pairs: tuple = ()
     seed: int = 31
+    #: classes | vote_fractions: what the network predicts (TARGETS)
+    target: str = "classes"
 
     def __post_init__(self):
         # config files of earlier releases had a boolean
@@ -64,6 +68,8 @@ class TrainSettings:
                 f"cnn.selection_metric is {self.selection_metric!r}; choose one of "
                 f"{', '.join(SELECTION_METRICS)}"
             )
+        if self.target not in TARGETS:
+            raise InputDataError(f"target is {self.target!r}; choose one of {', '.join(TARGETS)}")
         object.__setattr__(self, "mirror_pairs", tuple(tuple(p) for p in self.mirror_pairs))
         scales = tuple(float(scale) for scale in self.measure_scales)
         if not scales or not all(0.0 < scale <= 1.0 for scale in scales):
@@ -84,7 +90,7 @@ class TrainSettings:
 
 #: TrainSettings fields the workflow sets per variant or from elsewhere in the config,
 #: not copied from ``cnn.<field>``.
-DERIVED_FIELDS = ("class_weights", "augment", "mirror_pairs", "seed")
+DERIVED_FIELDS = ("class_weights", "augment", "mirror_pairs", "seed", "target")
 
 
 def config_keys() -> tuple[str, ...]:

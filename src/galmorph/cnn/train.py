@@ -13,6 +13,7 @@ for a model that calls almost everything elliptical.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import tempfile
@@ -154,8 +155,15 @@ def train_model(
     settings: TrainSettings,
     cache_crops: bool = True,
     checkpoint_dir: str | Path | None = None,
+    targets: np.ndarray | None = None,
 ) -> TrainResult:
     """Train a fresh model on the rows of ``index`` (a training split or balanced set).
+
+    With ``targets`` (``settings.target`` ``vote_fractions``: the (n, 37) vote
+    fractions of the rows, :func:`galmorph.catalogue.decision_tree.targets_for`)
+    the network predicts those instead of the class (:mod:`galmorph.cnn.votes`);
+    the validation rows are still drawn stratified by class, and the epoch is
+    chosen by the validation loss.
 
     With ``checkpoint_dir``, the state is saved there after every epoch
     (:class:`galmorph.cnn.checkpoint.Checkpoint`) and a run killed midway
@@ -172,6 +180,7 @@ def train_model(
         ``index`` is test data, or too small to split.
     """
     index.require_not_test("training")
+    votes = _check_targets(settings, targets, len(index))
     keras.utils.set_random_seed(settings.seed)
     train_pos, val_pos = validation_split(
         index.labels, index.groups, settings.validation_fraction, settings.seed
@@ -180,7 +189,8 @@ def train_model(
     counts = dict(zip(index.class_names, train_rows.class_counts().tolist(), strict=True))
     log.info("training on %d images, validating on %d (%s)", len(train_pos), len(val_pos), counts)
     augment = settings.augmentation()
-    check_mirror_safe(index.class_names, augment, settings.mirror_pairs)
+    if not votes:  # no answer of the GZ2 tree has a handedness: mirrors keep vote targets
+        check_mirror_safe(index.class_names, augment, settings.mirror_pairs)
     features = None
     if settings.measure_crop:
         features = index_measures(index, settings.measure_crops(), settings.measures)
@@ -188,9 +198,12 @@ def train_model(
     def features_of(positions):
         return None if features is None else features[positions]
 
+    def targets_of(positions):
+        return None if targets is None else np.asarray(targets, np.float32)[positions]
+
     model = _fresh_model(settings, index.n_classes, len(train_rows), features_of(train_pos))
     weights = None
-    if settings.class_weights != "none":
+    if settings.class_weights != "none" and not votes:
         weights = class_weight_map(train_rows.labels, index.n_classes, settings.class_weights)
     pipeline = dict(
         crop=settings.crop,
@@ -204,13 +217,21 @@ def train_model(
         if cache_crops:
             folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="galmorph-crops-"))
         validation = make_dataset(
-            val_rows, shuffle=False, features=features_of(val_pos), **pipeline
+            val_rows,
+            shuffle=False,
+            features=features_of(val_pos),
+            targets=targets_of(val_pos),
+            **pipeline,
         )
-        callbacks = _selection_callbacks(settings, validation)
+        callbacks = _selection_callbacks(settings, validation, class_scores=not votes)
         first_epoch, epochs, saver = 0, settings.epochs, None
         if checkpoint_dir is not None:
+            key = asdict(settings)
+            if votes:  # the targets are training data as much as the rows are
+                digest = hashlib.sha256(np.ascontiguousarray(targets, np.float32))
+                key["targets"] = digest.hexdigest()
             first_epoch, epochs, saver = _resume(
-                Checkpoint(checkpoint_dir, training_key(asdict(settings), index)),
+                Checkpoint(checkpoint_dir, training_key(key, index)),
                 model,
                 callbacks,
                 epochs,
@@ -224,6 +245,7 @@ def train_model(
                 cache_dir=folder,
                 augment=augment,
                 features=features_of(train_pos),
+                targets=targets_of(train_pos),
                 **pipeline,
             ),
             validation_data=validation,
@@ -252,6 +274,14 @@ def train_model(
         # ... and those of the training split, the prior of cnn.prior_shift
         "split_class_counts": source_class_counts(index).tolist(),
     }
+    if votes:
+        from galmorph.catalogue.decision_tree import ANSWERS
+        from galmorph.cnn.votes import mean_prediction
+
+        metadata["answers"] = list(ANSWERS)
+        # the predict-the-mean baseline of the scores, from the training rows alone
+        baseline = mean_prediction(targets_of(train_pos))
+        metadata["vote_baseline"] = {kind: values.tolist() for kind, values in baseline.items()}
     return TrainResult(model=model, history=history, metadata=metadata)
 
 
@@ -267,7 +297,27 @@ def _fresh_model(settings: TrainSettings, n_classes: int, n_train: int, features
         epochs=settings.epochs,
         feature_mean=None if features is None else features.mean(axis=0),
         feature_std=None if features is None else features.std(axis=0),
+        target=settings.target,
     )
+
+
+def _check_targets(settings: TrainSettings, targets, n_rows: int) -> bool:
+    """Whether the run learns vote fractions; refuses targets that do not fit the settings."""
+    if settings.target == "classes":
+        if targets is not None:
+            raise InputDataError("targets given for a classifier (target 'classes')")
+        return False
+    if targets is None:
+        raise InputDataError(f"target {settings.target!r} needs the rows' vote fractions")
+    shape = np.shape(targets)
+    if len(shape) != 2 or shape[0] != n_rows:
+        raise InputDataError(f"vote fractions of shape {shape} for {n_rows} training rows")
+    if settings.selection_metric != "loss":
+        raise InputDataError(
+            "the vote-fraction network is selected by its validation loss, not "
+            f"{settings.selection_metric!r}"
+        )
+    return True
 
 
 def _monitor(selection_metric: str) -> tuple[str, str]:
@@ -280,11 +330,11 @@ def _best_epoch(history: pd.DataFrame, selection_metric: str) -> int:
     return int(best) + 1
 
 
-def _selection_callbacks(settings: TrainSettings, validation) -> list:
+def _selection_callbacks(settings: TrainSettings, validation, class_scores: bool = True) -> list:
     """Validation scores, early stopping on the selection metric and, by recipe, LR on plateau."""
     monitor, mode = _monitor(settings.selection_metric)
-    callbacks = [
-        ValidationScores(validation),
+    callbacks = [ValidationScores(validation)] if class_scores else []
+    callbacks += [
         keras.callbacks.EarlyStopping(
             monitor=monitor,
             mode=mode,
@@ -351,6 +401,10 @@ def load(model_path: str | Path) -> tuple[keras.Model, dict]:
         raise InputDataError(f"{meta_path}: not a model's JSON metadata ({error})") from error
     if not isinstance(metadata, dict):
         raise InputDataError(f"{meta_path}: not a model's JSON metadata (not an object)")
+    # The vote-fraction network's layer, loss and metric are registered with Keras
+    # when their module is imported; a saved votes network names them.
+    from galmorph.cnn import votes  # noqa: F401
+
     try:
         # safe_mode (Keras's default, kept): a model file that holds Python code
         # (a Lambda layer's function) is refused rather than run.

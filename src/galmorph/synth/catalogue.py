@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from galmorph.catalogue.classes import CLASS_NAMES, MalformedClassError, parse
+from galmorph.catalogue.decision_tree import TASKS, answer_columns
 
 #: Class counts of the study's real 20,000-galaxy sample (train + test,
 #: the internship report's appendix A). Users' machines do not have the sample, so the
@@ -110,37 +111,7 @@ def draw_class_strings(rng: np.random.Generator, n: int) -> list[str]:
 # ---------------------------------------------------------------------------
 # The Galaxy Zoo 2 decision tree and its votes
 
-#: Tasks of the GZ2 tree: (task column prefix, answer column names).
-TASKS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("t01_smooth_or_features", ("a01_smooth", "a02_features_or_disk", "a03_star_or_artifact")),
-    ("t02_edgeon", ("a04_yes", "a05_no")),
-    ("t03_bar", ("a06_bar", "a07_no_bar")),
-    ("t04_spiral", ("a08_spiral", "a09_no_spiral")),
-    (
-        "t05_bulge_prominence",
-        ("a10_no_bulge", "a11_just_noticeable", "a12_obvious", "a13_dominant"),
-    ),
-    ("t06_odd", ("a14_yes", "a15_no")),
-    ("t07_rounded", ("a16_completely_round", "a17_in_between", "a18_cigar_shaped")),
-    (
-        "t08_odd_feature",
-        (
-            "a19_ring",
-            "a20_lens_or_arc",
-            "a21_disturbed",
-            "a22_irregular",
-            "a23_other",
-            "a24_merger",
-            "a38_dust_lane",
-        ),
-    ),
-    ("t09_bulge_shape", ("a25_rounded", "a26_boxy", "a27_no_bulge")),
-    ("t10_arms_winding", ("a28_tight", "a29_medium", "a30_loose")),
-    (
-        "t11_arms_number",
-        ("a31_1", "a32_2", "a33_3", "a34_4", "a36_more_than_4", "a37_cant_tell"),
-    ),
-)
+# The tree itself has one owner (galmorph.catalogue.decision_tree).
 ANSWER_SUFFIXES = ("count", "weight", "fraction", "weighted_fraction", "debiased", "flag")
 LEADING_COLUMNS = (
     "dr7objid",
@@ -153,11 +124,6 @@ LEADING_COLUMNS = (
     "total_classifications",
     "total_votes",
 )
-
-
-def answer_columns() -> list[str]:
-    """The 37 answer names, ``<task>_<answer>``, in catalogue order."""
-    return [f"{task}_{answer}" for task, answers in TASKS for answer in answers]
 
 
 def catalogue_columns() -> list[str]:
