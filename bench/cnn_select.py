@@ -106,9 +106,14 @@ def held_out_split(run_dir: Path, holdout: float, seed: int):
         sys.exit(f"{run_dir}: no training shard (results/images/hdf5/train/shard_*.h5)")
     index = ShardIndex.from_paths(paths)
     index.require_not_test("model selection")
+    # A class with a single training galaxy cannot be stratified: it is fitted, not held out.
+    counts = np.bincount(index.labels, minlength=index.n_classes)
+    single = counts[index.labels] < 2
+    rows = np.flatnonzero(~single)
     fit_pos, held_pos = train_test_split(
-        np.arange(len(index)), test_size=holdout, stratify=index.labels, random_state=seed
+        rows, test_size=holdout, stratify=index.labels[rows], random_state=seed
     )
+    fit_pos = np.concatenate([fit_pos, np.flatnonzero(single)])
     return paths, index, np.sort(fit_pos), np.sort(held_pos)
 
 

@@ -90,6 +90,11 @@ def attach(metadata: dict, rule: DecisionRule) -> dict:
     return {**metadata, KEY: asdict(rule)}
 
 
+def metadata_path(model_path: str | Path) -> Path:
+    """The JSON written beside a model: class names and preprocessing (``model.json``)."""
+    return Path(model_path).with_suffix(".json")
+
+
 def write_model(network_path: str | Path, model_path: str | Path, rule: DecisionRule) -> dict:
     """Save the trained network at ``network_path`` as ``model_path``, carrying ``rule``.
 
@@ -97,8 +102,6 @@ def write_model(network_path: str | Path, model_path: str | Path, rule: Decision
     network's JSON is written beside the copy with the rule added, each atomically.
     Returns the new ``model.json`` contents.
     """
-    from galmorph.cnn.train import metadata_path
-
     network_meta = metadata_path(network_path)
     for path in (Path(network_path), network_meta):
         if not path.is_file():

@@ -30,6 +30,7 @@ from tqdm import tqdm
 
 from galmorph.cnn.checkpoint import Checkpoint, training_key
 from galmorph.cnn.data import Augmentation, index_measures, make_dataset, mirror_map
+from galmorph.cnn.decision import metadata_path  # noqa: F401 - part of train's API
 from galmorph.cnn.evaluate import SCALAR_METRICS, compute_metrics, predict_index
 from galmorph.cnn.models import RECIPES, build_model
 from galmorph.cnn.settings import CLASS_WEIGHTS, SELECTION_METRICS, TrainSettings  # noqa: F401
@@ -367,11 +368,6 @@ def _resume(checkpoint: Checkpoint, model, callbacks: list, epochs: int):
     saver.others = list(callbacks)
     callbacks.append(saver)  # last: sees the counters after the others' update
     return first_epoch, epochs, saver
-
-
-def metadata_path(model_path: str | Path) -> Path:
-    """The JSON written beside a model: class names and preprocessing (``model.json``)."""
-    return Path(model_path).with_suffix(".json")
 
 
 def save_model(model: keras.Model, metadata: dict, model_path: str | Path) -> None:
