@@ -1,26 +1,29 @@
 """Cheaper CNN training for a config, chosen on the training split only.
 
     python bench/cnn_budget_select.py RUN_DIR [--config config/config.yaml]
-        [--holdout 0.2] [--workers 2] [--candidates NAME ...]
+        [--folds 1 | --holdout 0.2] [--workers 2] [--candidates NAME ...]
 
 RUN_DIR is a workflow run folder of that config whose images stage has run (the
 default demo run, for instance); only its training shards are opened, never a
-test shard. The part of the training split that ``bench/cnn_select.py`` sets
-apart (``--holdout``, seeded, stratified) is held out. Each candidate is the
-config's own CNN settings with a few of them changed (:data:`CANDIDATES`): the
-variant is trained on the rest of the training split as the workflow trains it
-(the balanced variant on a balanced set drawn from that rest with the config's
+test shard. With ``--folds 1`` the part of the training split that
+``bench/cnn_select.py`` sets apart (``--holdout``, seeded, stratified) is held
+out; with ``--folds K`` every training galaxy is held out once (stratified
+K-fold) and the held-out predictions of the folds are scored together. Each
+candidate is the config's CNN settings with the keys of :data:`CANDIDATES` set:
+the variant is trained on the fitted rows as the workflow trains it (the
+balanced variant on a balanced set drawn from them with the config's
 ``cnn.balanced`` keys, no class weights; the unbalanced one with the config's
-class weights) and scored on the held-out part with the config's test-time
+class weights) and scored on the held-out rows with the config's test-time
 views. Each row gives accuracy, balanced accuracy and macro-F1 there, next to
-the majority baseline, and the training's CPU time (one thread per candidate,
-``--workers`` candidates at a time).
+the majority baseline, and the training's CPU time over all folds (one thread
+per training, ``--workers`` at a time).
 
 The rule, fixed before any candidate was scored: per variant, the cheapest
 candidate whose held-out macro-F1 and accuracy are each at most ``--tolerance``
-(0.01) below the configured settings' is kept. The chosen keys are printed;
-the workflow then trains them on the whole training split and scores the test
-split once (``bench/demo_run_time.py`` for the default demo run).
+(0.01) below the variant's reference (its first candidate: the settings before
+the selection) is kept. The workflow then trains the chosen keys on the whole
+training split and scores the test split once (``bench/demo_run_time.py`` for
+the default demo run).
 """
 
 from __future__ import annotations
@@ -42,13 +45,14 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 sys.path.insert(0, str(REPO / "bench"))
 
-#: name -> (variant, changes to the config's cnn keys; "per_class" is cnn.balanced's)
+#: name -> (variant, cnn keys set; "per_class" is cnn.balanced's). The first of a
+#: variant is its reference: the demo's settings before this selection.
 CANDIDATES = {
-    "balanced: as configured": ("balanced", {}),
-    "balanced: 20 epochs": ("balanced", {"epochs": 20}),
-    "balanced: 60 per class": ("balanced", {"per_class": 60}),
-    "balanced: 60 per class, 20 epochs": ("balanced", {"per_class": 60, "epochs": 20}),
-    "unbalanced: as configured": ("unbalanced", {}),
+    "balanced: 30 epochs, 100 per class": ("balanced", {"epochs": 30, "per_class": 100}),
+    "balanced: 20 epochs, 100 per class": ("balanced", {"epochs": 20, "per_class": 100}),
+    "balanced: 30 epochs, 60 per class": ("balanced", {"epochs": 30, "per_class": 60}),
+    "balanced: 20 epochs, 60 per class": ("balanced", {"epochs": 20, "per_class": 60}),
+    "unbalanced: 30 epochs": ("unbalanced", {"epochs": 30}),
     "unbalanced: 20 epochs": ("unbalanced", {"epochs": 20}),
 }
 SCORES = ("accuracy", "balanced_accuracy", "f1_macro")
@@ -73,22 +77,21 @@ def train_settings(cnn: dict, seed: int, variant: str, changes: dict) -> dict:
 
 
 def score_candidate(job: dict) -> dict:
-    """Train one candidate on the fitted rows and score it on the held-out rows."""
+    """Train one candidate on one fold's fitted rows; its held-out probabilities."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import cnn_ensemble_select
-    import cnn_select
 
     from galmorph.cnn import train
     from galmorph.cnn.balance import BalanceSettings, build_balanced_set
-    from galmorph.cnn.evaluate import compute_metrics, predict_index, tta_views
+    from galmorph.cnn.evaluate import predict_index, tta_views
     from galmorph.cnn.shards import ShardIndex
     from galmorph.cnn.views import Augmentation
 
     train.configure_threads(1)
     cpu = time.process_time()
-    paths, index, fit_pos, held_pos = cnn_select.held_out_split(
-        Path(job["run_dir"]), job["holdout"], job["seed"]
-    )
+    paths, fit_pos, held_pos = job["paths"], job["fit_pos"], job["held_pos"]
+    index = ShardIndex.from_paths(paths)
+    index.require_not_test("model selection")
     cnn, variant, changes = job["cnn"], job["variant"], job["changes"]
     settings = train.TrainSettings(**train_settings(cnn, job["seed"], variant, changes))
     with tempfile.TemporaryDirectory(prefix="galmorph-budget-select-") as folder:
@@ -108,25 +111,47 @@ def score_candidate(job: dict) -> dict:
             fitted = index.subset(fit_pos)
         result = train.train_model(fitted, settings)
     seconds = time.process_time() - cpu
-    held = index.subset(held_pos)
     views = tta_views(cnn["tta"]["rotations"], cnn["tta"]["mirror"])
-    y_true, proba, _ = predict_index(result.model, held, result.metadata, 64, views)
-    pairs = tuple(map(tuple, cnn["mirror_pairs"]))
-    metrics = compute_metrics(y_true, proba, index.class_names, pairs)
-    row = {"candidate": job["name"], "variant": variant, "train CPU s": seconds}
-    return row | {key: metrics[key] for key in SCORES} | {"epochs run": len(result.history)}
+    y_true, proba, _ = predict_index(
+        result.model, index.subset(held_pos), result.metadata, 64, views
+    )
+    return {"name": job["name"], "y_true": y_true, "proba": proba, "seconds": seconds,
+            "epochs": len(result.history)}  # fmt: skip
+
+
+def folds(run_dir: Path, holdout: float, n_folds: int, seed: int):
+    """The training shards, their index and (fitted, held-out) rows of each fold.
+
+    One fold: the held-out part of ``bench/cnn_select.py``. Several: stratified
+    k-fold over the training split (a class with a single galaxy is always fitted).
+    """
+    import cnn_select
+
+    paths, index, fit_pos, held_pos = cnn_select.held_out_split(run_dir, holdout, seed)
+    if n_folds < 2:
+        return paths, index, [(fit_pos, held_pos)]
+    from sklearn.model_selection import StratifiedKFold
+
+    single = np.bincount(index.labels)[index.labels] < 2
+    rows = np.flatnonzero(~single)
+    splitter = StratifiedKFold(n_folds, shuffle=True, random_state=seed)
+    parts = []
+    for fit, held in splitter.split(rows, index.labels[rows]):
+        parts.append((np.sort(np.concatenate([rows[fit], np.flatnonzero(single)])), rows[held]))
+    return paths, index, parts
 
 
 def choose(table: pd.DataFrame, tolerance: float) -> pd.DataFrame:
-    """Per variant: the cheapest row within ``tolerance`` of the configured one's scores."""
+    """Per variant: the cheapest row within ``tolerance`` of its reference's scores (the
+    variant's first row)."""
     chosen = []
     for _, rows in table.groupby("variant", sort=False):
-        configured = rows[rows["candidate"].str.endswith("as configured")].iloc[0]
+        reference = rows.iloc[0]
         good = rows[
-            (rows["f1_macro"] >= configured["f1_macro"] - tolerance)
-            & (rows["accuracy"] >= configured["accuracy"] - tolerance)
+            (rows["f1_macro"] >= reference["f1_macro"] - tolerance)
+            & (rows["accuracy"] >= reference["accuracy"] - tolerance)
         ]
-        chosen.append(good.sort_values("train CPU s").iloc[0])
+        chosen.append(good.sort_values("train CPU s", kind="stable").iloc[0])
     return pd.DataFrame(chosen)
 
 
@@ -134,21 +159,21 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("--config", type=Path, default=REPO / "config" / "config.yaml")
-    parser.add_argument("--holdout", type=float, default=0.2)
+    parser.add_argument("--holdout", type=float, default=0.2, help="with --folds 1")
+    parser.add_argument("--folds", type=int, default=1, help="k-fold over the training split")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--tolerance", type=float, default=0.01)
     parser.add_argument("--candidates", nargs="+", default=list(CANDIDATES),
                         choices=list(CANDIDATES), metavar="NAME")  # fmt: skip
     args = parser.parse_args(argv)
-    import cnn_select
-
     from galmorph.cnn.evaluate import compute_metrics
 
     config = yaml.safe_load(args.config.read_text())
     seed = config["seed"]
-    _, index, fit_pos, held_pos = cnn_select.held_out_split(args.run_dir, args.holdout, seed)
-    print(f"{args.config.name}: {len(fit_pos)} training galaxies fitted, {len(held_pos)} "
-          f"held out (training split only)", flush=True)  # fmt: skip
+    paths, index, parts = folds(args.run_dir, args.holdout, args.folds, seed)
+    n_held = sum(len(held) for _, held in parts)
+    print(f"{args.config.name}: {len(parts)} fold(s), {n_held} training galaxies held out "
+          f"in all (training split only)", flush=True)  # fmt: skip
     jobs = [
         {
             "name": name,
@@ -156,20 +181,32 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
             "changes": CANDIDATES[name][1],
             "cnn": config["cnn"],
             "seed": seed,
-            "run_dir": str(args.run_dir),
-            "holdout": args.holdout,
+            "paths": [str(p) for p in paths],
+            "fit_pos": fit,
+            "held_pos": held,
         }  # fmt: skip
         for name in args.candidates
+        for fit, held in parts
     ]
-    rows = []
+    pooled = {name: [] for name in args.candidates}
     with ProcessPoolExecutor(args.workers, mp_context=get_context("spawn")) as pool:
-        for row in pool.map(score_candidate, jobs):
-            print(f"  {row['candidate']}: macro-F1 {row['f1_macro']:.3f}, accuracy "
-                  f"{row['accuracy']:.3f}, {row['train CPU s']:.0f} s CPU", flush=True)  # fmt: skip
-            rows.append(row)
-    held_labels = index.labels[held_pos]
-    majority = int(np.bincount(index.labels[fit_pos]).argmax())
-    baseline = np.zeros((len(held_pos), index.n_classes))
+        for done in pool.map(score_candidate, jobs):
+            pooled[done["name"]].append(done)
+            print(f"  {done['name']}: a fold trained in {done['seconds']:.0f} s CPU, "
+                  f"{done['epochs']} epochs", flush=True)  # fmt: skip
+    pairs = tuple(map(tuple, config["cnn"]["mirror_pairs"]))
+    rows = []
+    for name, runs in pooled.items():
+        y_true = np.concatenate([run["y_true"] for run in runs])
+        proba = np.concatenate([run["proba"] for run in runs])
+        metrics = compute_metrics(y_true, proba, index.class_names, pairs)
+        rows.append({"candidate": name, "variant": CANDIDATES[name][0],
+                     "train CPU s": sum(run["seconds"] for run in runs)}
+                    | {key: metrics[key] for key in SCORES}
+                    | {"epochs run": "/".join(str(run["epochs"]) for run in runs)})  # fmt: skip
+    held_labels = np.concatenate([index.labels[held] for _, held in parts])
+    majority = int(np.bincount(index.labels).argmax())
+    baseline = np.zeros((len(held_labels), index.n_classes))
     baseline[:, majority] = 1.0
     scores = compute_metrics(held_labels, baseline, index.class_names, ())
     table = pd.DataFrame(rows)
@@ -180,11 +217,10 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     ])  # fmt: skip
     print()
     print(shown.to_markdown(index=False, floatfmt=".3f"))
-    if any(name.endswith("as configured") for name in table["candidate"]):
-        print(f"\nchosen (cheapest within {args.tolerance} of the configured macro-F1 and "
-              "accuracy, held-out part of the training split):")  # fmt: skip
-        for _, row in choose(table, args.tolerance).iterrows():
-            print(f"  {row['variant']}: {row['candidate']}")
+    print(f"\nchosen (cheapest within {args.tolerance} of the reference's macro-F1 and "
+          "accuracy, held-out training galaxies):")  # fmt: skip
+    for _, row in choose(table, args.tolerance).iterrows():
+        print(f"  {row['variant']}: {row['candidate']}")
     return table
 
 

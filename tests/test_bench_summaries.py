@@ -154,3 +154,30 @@ def test_a_file_that_is_not_a_benchmark_is_refused(tmp_path):
     (folder / "broken.tsv").write_text("a\tb\n1\t2\n")
     with pytest.raises(SystemExit, match="not a Snakemake benchmark"):
         stage_benchmarks.read_benchmarks(tmp_path)
+
+
+def test_budget_selection_keeps_the_cheapest_candidate_within_tolerance():
+    import cnn_budget_select
+
+    table = pd.DataFrame(
+        [
+            ("balanced: reference", "balanced", 100.0, 0.85, 0.80),
+            ("balanced: cheap", "balanced", 60.0, 0.845, 0.795),  # within 0.01: kept
+            ("balanced: cheapest", "balanced", 40.0, 0.83, 0.81),  # macro-F1 0.02 lower
+            ("unbalanced: reference", "unbalanced", 50.0, 0.80, 0.70),
+            ("unbalanced: cheap", "unbalanced", 30.0, 0.70, 0.70),  # accuracy 0.1 lower
+        ],
+        columns=["candidate", "variant", "train CPU s", "accuracy", "f1_macro"],
+    )
+    chosen = cnn_budget_select.choose(table, tolerance=0.01)
+    assert chosen["candidate"].tolist() == ["balanced: cheap", "unbalanced: reference"]
+
+
+def test_demo_run_time_lists_the_longest_jobs(tmp_path):
+    import demo_run_time
+
+    for name, wall, cpu in (("cnn/train_cnn/balanced", 90.5, 80.0), ("demo/demo_sky", 4.0, 3.0)):
+        path = tmp_path / "benchmarks" / f"{name}.tsv"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(BENCH_HEADER + f"{wall}\t0:01:30\t1\t1\t1\t1\t0\t0\t90\t{cpu}\n")
+    assert demo_run_time.longest_jobs(tmp_path, n=1) == "cnn/train_cnn/balanced 90 s (80 s CPU)"

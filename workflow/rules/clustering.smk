@@ -16,7 +16,7 @@ rule map_training_split:
         "benchmarks/clustering/map_training_split.tsv"
     conda:
         env("ml")
-    threads: 2
+    threads: config["threads"]["clustering"]
     resources:
         mem_mb=2000,
         runtime="1h",
@@ -89,7 +89,7 @@ rule cluster:
         "benchmarks/clustering/cluster/{method}.tsv"
     conda:
         env("ml")
-    threads: 2
+    threads: config["threads"]["clustering"]
     resources:
         mem_mb=clustering_mem_mb,
         runtime="2h",

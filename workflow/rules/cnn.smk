@@ -55,7 +55,7 @@ rule train_cnn:
         variant=TRAINED_VARIANTS,
     conda:
         env("dl")
-    threads: 8
+    threads: config["threads"]["cnn"]
     resources:
         # plus disk in $TMPDIR: the crop cache, n_train x crop^2 x 3 bytes (GZ2: 0.8 GB)
         mem_mb=cnn_mem_mb,
@@ -128,7 +128,7 @@ rule train_vote_network:
         "benchmarks/cnn/train_vote_network.tsv"
     conda:
         env("dl")
-    threads: 8
+    threads: config["threads"]["cnn"]
     resources:
         mem_mb=cnn_mem_mb,
         runtime="8h",
@@ -167,7 +167,7 @@ rule evaluate_vote_network:
         "benchmarks/cnn/evaluate_vote_network.tsv"
     conda:
         env("dl")
-    threads: 4
+    threads: config["threads"]["cnn"]
     resources:
         mem_mb=cnn_mem_mb,
         runtime="1h",
@@ -230,7 +230,7 @@ rule evaluate_cnn:
         variant=CLASSIFIER_VARIANTS,
     conda:
         env("dl")
-    threads: 4
+    threads: config["threads"]["cnn"]
     resources:
         mem_mb=cnn_mem_mb,
         runtime="1h",
@@ -255,7 +255,7 @@ rule cnn_kfold:
         variant=TRAINED_VARIANTS,
     conda:
         env("dl")
-    threads: 8
+    threads: config["threads"]["cnn"]
     resources:
         mem_mb=cnn_mem_mb,
         runtime="24h",
@@ -299,7 +299,7 @@ rule predict_folder:
         "logs/cnn/predict_folder/{variant}.log",
     conda:
         env("dl")
-    threads: 2
+    threads: config["threads"]["cnn"]
     resources:
         mem_mb=cnn_mem_mb,
         runtime="1h",

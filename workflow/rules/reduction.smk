@@ -27,7 +27,7 @@ rule fit_reduction:
         "benchmarks/reduction/fit_reduction.tsv"
     conda:
         env("ml")
-    threads: 4
+    threads: config["threads"]["clustering"]
     resources:
         # Bounded by the batch, not the split (bench/ipca_memory.py).
         mem_mb=reduction_mem_mb(),
@@ -57,7 +57,7 @@ rule reduce_split:
         "benchmarks/reduction/reduce_split/{split}.tsv"
     conda:
         env("ml")
-    threads: 2
+    threads: config["threads"]["clustering"]
     resources:
         mem_mb=reduction_mem_mb(),
         runtime="1h",
