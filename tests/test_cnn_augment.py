@@ -111,6 +111,36 @@ def test_views_change_every_epoch_and_repeat_with_the_seed(toy_shards):
     assert not np.allclose(first, second)
 
 
+def test_the_region_cache_gives_the_same_pixels_and_reads_no_shard_in_the_epochs(
+    toy_shards, tmp_path, monkeypatch
+):
+    """Training with the presized region cache sees, to the bit, what it sees without it."""
+    import h5py
+
+    index = ShardIndex.from_paths([toy_shards[0]])
+    options = dict(crop=64, input_size=32, batch_size=20, shuffle=True, seed=4,
+                   augment=data.Augmentation(), mirror=data.mirror_map(NAMES, PAIRS),
+                   features=data.index_measures(index, (SIZE,)))  # fmt: skip
+    direct = data.make_dataset(index, **options)
+    expected = [list(direct) for _ in range(2)]  # two epochs, two different sets of views
+    cached = data.make_dataset(index, cache_dir=tmp_path, **options)
+    cache_files = list(tmp_path.glob("regions-*.npy"))
+    side = data.presized_side(data.Augmentation().region(64), 64, 32)
+    assert len(cache_files) == 1
+    assert np.load(cache_files[0], mmap_mode="r").shape == (len(index), side, side, 3)
+    opened = []
+    real_file = h5py.File
+    monkeypatch.setattr(h5py, "File", lambda *a, **k: opened.append(a[0]) or real_file(*a, **k))
+    for epoch in expected:
+        got = list(cached)
+        for (inputs, labels), (want, want_labels) in zip(got, epoch, strict=True):
+            np.testing.assert_array_equal(np.asarray(inputs["image"]), np.asarray(want["image"]))
+            np.testing.assert_array_equal(inputs["measures"], want["measures"])
+            np.testing.assert_array_equal(labels, want_labels)
+    assert not opened, "the cache was filled when made: an epoch reads no shard"
+    assert not np.array_equal(expected[0][0][0]["image"], expected[1][0][0]["image"])
+
+
 def test_identity_view_equals_the_antialiased_central_crop(toy_shards):
     index = ShardIndex.from_paths([toy_shards[0]])
     dataset = data.make_dataset(index, crop=64, input_size=32, batch_size=4)

@@ -286,29 +286,3 @@ def test_bad_shards_are_named(tmp_path):
         InputDataError, match=r"incomplete.h5: not an image shard \(missing \['asset_id'"
     ):
         ShardIndex.from_paths([incomplete])
-
-
-def test_crop_cache_yields_the_same_bytes_and_skips_the_shards_later(splits, tmp_path, monkeypatch):
-    from galmorph.cnn.shards import CropCache
-
-    index = ShardIndex.from_paths(splits[0])
-    order = np.random.default_rng(0).permutation(len(index))
-    direct = list(index.iter_images(order, crop=40))
-    cache = CropCache(index, 40, tmp_path)
-    half = order[: len(order) // 2]
-    first = list(cache.iter_images(half))  # a partial pass fills half
-    opened = []
-    real_file = h5py.File
-    monkeypatch.setattr(h5py, "File", lambda *a, **k: opened.append(a[0]) or real_file(*a, **k))
-    second = list(cache.iter_images(order))  # the rest still comes from the shards
-    assert opened
-    opened.clear()
-    third = list(cache.iter_images(order[::-1]))
-    assert not opened, "a full cache reads no shard"
-    for (image, label), (expected, expected_label) in zip(second, direct, strict=True):
-        np.testing.assert_array_equal(image, expected)
-        assert label == expected_label
-    for (image, _), (expected, _) in zip(first, direct, strict=False):
-        np.testing.assert_array_equal(image, expected)
-    np.testing.assert_array_equal(third[0][0], direct[-1][0])
-    assert cache.path.parent == tmp_path and cache.images.shape == (len(index), 40, 40, 3)

@@ -8,9 +8,6 @@ pipeline asks for them.
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -248,48 +245,3 @@ class ShardIndex:
             start, stop = central_crop_bounds(self.image_size, crop)
             return np.zeros((0, stop - start, stop - start, 3), dtype=np.uint8)
         return np.stack(images)
-
-
-class CropCache:
-    """An uncompressed on-disk copy of the central crops of ``index``, filled as rows are read.
-
-    Decompressing a stored image costs far more than the crop the network
-    needs; training reads every image once per epoch. The first pass reads
-    the shards and writes each crop to a memory-mapped ``.npy`` file in
-    ``folder``; later passes read the crops back (the page cache keeps them
-    close without the process holding the split in its own memory). The
-    bytes yielded are the same either way.
-    """
-
-    def __init__(self, index: ShardIndex, crop: int | None, folder: str | Path):
-        start, stop = central_crop_bounds(index.image_size, crop)
-        side = stop - start
-        self.index, self.crop = index, crop
-        handle, path = tempfile.mkstemp(prefix="crops-", suffix=".npy", dir=folder)
-        os.close(handle)
-        self.path = Path(path)
-        self.images = np.lib.format.open_memmap(
-            self.path, mode="w+", dtype=np.uint8, shape=(len(index), side, side, 3)
-        )
-        self.filled = np.zeros(len(index), dtype=bool)
-
-    @staticmethod
-    def fits(index: ShardIndex, crop: int | None, folder: str | Path) -> bool:
-        """Whether ``folder``'s disk has room for the crops (with 10% to spare)."""
-        start, stop = central_crop_bounds(index.image_size, crop)
-        needed = len(index) * (stop - start) ** 2 * 3
-        return shutil.disk_usage(folder).free > 1.1 * needed
-
-    def iter_images(self, order: np.ndarray) -> Iterator[tuple[np.ndarray, int]]:
-        """Like :meth:`ShardIndex.iter_images`, from the cache where already filled."""
-        cached = self.filled[order].copy()
-        stream = self.index.iter_images(order[~cached], self.crop)
-        for position, hit in zip(order, cached, strict=True):
-            if hit:
-                yield np.array(self.images[position]), int(self.index.labels[position])
-                continue
-            image, label = next(stream)
-            self.images[position] = image
-            self.filled[position] = True
-            yield image, label
-        stream.close()

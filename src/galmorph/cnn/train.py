@@ -131,8 +131,12 @@ def check_mirror_safe(class_names, augment: Augmentation | None, pairs) -> None:
 
 
 class ValidationScores(keras.callbacks.Callback):
-    """Adds ``val_macro_f1`` and ``val_balanced_accuracy`` to each epoch's logs.
+    """The validation scores of each epoch, from one pass over the validation set.
 
+    Adds ``val_loss`` and ``val_accuracy`` (what Keras' own validation would
+    give), ``val_macro_f1`` and ``val_balanced_accuracy`` to the epoch's logs.
+    The classifier is fitted without ``validation_data``: Keras would otherwise
+    run the same images through the network a second time every epoch.
     Put before the callbacks that watch them (early stopping, checkpoint).
     """
 
@@ -141,12 +145,17 @@ class ValidationScores(keras.callbacks.Callback):
         self.dataset = dataset
 
     def on_epoch_end(self, epoch, logs=None):
-        truths, predicted = [], []
+        truths, predicted, loss_sum = [], [], 0.0
         for inputs, labels in self.dataset:
+            proba = self.model(inputs, training=False)
+            # the compiled loss is a batch mean: weigh each batch by its size
+            loss_sum += float(self.model.loss(labels, proba)) * int(labels.shape[0])
             truths.append(np.asarray(labels))
-            predicted.append(np.asarray(self.model(inputs, training=False)).argmax(axis=1))
+            predicted.append(np.asarray(proba).argmax(axis=1))
         y_true, y_pred = np.concatenate(truths), np.concatenate(predicted)
         if logs is not None:
+            logs["val_loss"] = loss_sum / y_true.size
+            logs["val_accuracy"] = float(np.mean(y_true == y_pred))
             logs["val_macro_f1"] = float(f1_score(y_true, y_pred, average="macro", zero_division=0))
             logs["val_balanced_accuracy"] = float(balanced_accuracy_score(y_true, y_pred))
 
@@ -171,9 +180,10 @@ def train_model(
     resumes from its last complete epoch, with the same result as an
     uninterrupted run; a checkpoint of other settings or data is ignored.
 
-    With ``cache_crops``, the crops read in the first epoch are kept in an
-    uncompressed temporary file (in ``$TMPDIR``, removed afterwards) so that
-    later epochs skip the decompression (:class:`galmorph.cnn.shards.CropCache`).
+    With ``cache_crops``, every training region is read and resized once, into
+    an uncompressed temporary file (in ``$TMPDIR``, removed afterwards), so
+    that the epochs skip the decompression and the resize
+    (:class:`galmorph.cnn.data.PresizedCache`).
 
     Raises
     ------
@@ -249,7 +259,8 @@ def train_model(
                 targets=targets_of(train_pos),
                 **pipeline,
             ),
-            validation_data=validation,
+            # a classifier's validation pass is ValidationScores' (see there)
+            validation_data=validation if votes else None,
             epochs=epochs,
             initial_epoch=first_epoch,
             class_weight=weights,

@@ -43,6 +43,8 @@ radius as a fraction of the crop; and the log signal-to-noise.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from scipy import ndimage
 
@@ -75,12 +77,27 @@ GRADIENT_SIGMA = 1.0
 TENSOR_SIGMA = 3.0
 
 
+@functools.lru_cache(maxsize=8)
+def _grid(size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``x``, ``y`` and the radius about a ``size`` square's centre, and the radii's order.
+
+    The same for every image of a size: made once (read-only), not per galaxy.
+    """
+    y, x = np.mgrid[0:size, 0:size].astype(np.float64) - (size - 1) / 2.0
+    radius = np.hypot(x, y)
+    grid = (x, y, radius, np.argsort(radius, axis=None))
+    for array in grid:
+        array.flags.writeable = False
+    return grid
+
+
+@functools.lru_cache(maxsize=8)
 def _polar_phase(size: int) -> tuple[np.ndarray, np.ndarray]:
     """``exp(-2i phi)`` and the radius in half sides, for a ``size`` square about its centre."""
-    centre = (size - 1) / 2.0
-    y, x = np.mgrid[0:size, 0:size].astype(np.float64) - centre
-    phi = np.arctan2(y, x)
-    return np.exp(-2j * phi), np.hypot(x, y) / (size / 2.0)
+    x, y, radius, _ = _grid(size)
+    phase, scaled = np.exp(-2j * np.arctan2(y, x)), radius / (size / 2.0)
+    phase.flags.writeable = scaled.flags.writeable = False
+    return phase, scaled
 
 
 def winding_features(image: np.ndarray) -> np.ndarray:
@@ -127,9 +144,12 @@ def winding_features(image: np.ndarray) -> np.ndarray:
     return out
 
 
-def _radius_enclosing(radius: np.ndarray, light: np.ndarray, fractions) -> list[float]:
-    """Radii about the centre enclosing each fraction of the light (curve of growth)."""
-    order = np.argsort(radius, axis=None)
+def _radius_enclosing(radius: np.ndarray, light: np.ndarray, fractions, order=None) -> list[float]:
+    """Radii about the centre enclosing each fraction of the light (curve of growth).
+
+    ``order``: ``np.argsort(radius, axis=None)``, if known.
+    """
+    order = np.argsort(radius, axis=None) if order is None else order
     growth = np.cumsum(light.ravel()[order])
     growth /= max(growth[-1], 1.0e-9)
     radii = radius.ravel()[order]
@@ -151,10 +171,9 @@ def shape_features(image: np.ndarray) -> np.ndarray:
     grey = bands.mean(axis=2)
     noise = 1.4826 * np.median(np.abs(grey - np.median(grey))) + 1.0e-3
     light = np.clip(grey, 0, None)
-    y, x = np.mgrid[0:size, 0:size].astype(np.float64) - (size - 1) / 2.0
-    radius = np.hypot(x, y)
+    x, y, radius, order = _grid(size)
     total = max(light.sum(), 1.0e-9)
-    r20, r50, r80 = _radius_enclosing(radius, light, (0.2, 0.5, 0.8))
+    r20, r50, r80 = _radius_enclosing(radius, light, (0.2, 0.5, 0.8), order)
     concentration = 5.0 * np.log10(max(r80, 0.5) / max(r20, 0.5))
     cxx, cyy = (light * x * x).sum() / total, (light * y * y).sum() / total
     cxy = (light * x * y).sum() / total
