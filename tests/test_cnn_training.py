@@ -171,6 +171,59 @@ def test_class_weights_are_inverse_frequency():
     assert weights == {0: pytest.approx(4 / 6), 1: pytest.approx(2.0), 2: 1.0}
 
 
+def test_logit_adjusted_loss_is_cross_entropy_of_the_shifted_logits():
+    proba = np.array([[0.7, 0.2, 0.1], [0.1, 0.3, 0.6]], np.float32)
+    labels = np.array([1, 2])
+    offset = models.logit_offset([70, 20, 0], tau=1.0)  # an absent class counts as one
+    np.testing.assert_allclose(offset, np.log(np.array([70, 20, 1]) / 91), rtol=1e-12)
+    assert models.logit_offset([70, 20, 10], tau=0.0) is None
+    shifted = np.log(proba) + np.asarray(offset)
+    expected = -(shifted - np.log(np.exp(shifted).sum(1, keepdims=True)))[[0, 1], labels].mean()
+    adjusted = models.SmoothedSparseCrossEntropy(0.0, offset)
+    assert float(adjusted(labels, proba)) == pytest.approx(expected, rel=1e-5)
+    plain = models.SmoothedSparseCrossEntropy(0.0)
+    assert float(plain(labels, proba)) == pytest.approx(-np.log([0.2, 0.6]).mean(), rel=1e-5)
+    again = models.SmoothedSparseCrossEntropy.from_config(adjusted.get_config())
+    assert float(again(labels, proba)) == pytest.approx(expected, rel=1e-5)
+
+
+def test_logit_adjustment_trains_the_softmax_free_of_the_prior():
+    """A network that sees no pixels learns the class mix: with the logit-adjusted loss
+    (tau 1) its softmax stays flat, with plain cross-entropy it is the prior."""
+    labels = np.tile(np.repeat([0, 1, 2], [70, 20, 10]), 40)  # 40 steps per epoch
+    inputs = np.zeros((labels.size, 1), np.float32)
+    learnt = {}
+    for tau in (0.0, 1.0):
+        keras = tf.keras
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(3, activation="softmax")])
+        offset = models.logit_offset(np.bincount(labels), tau)
+        model.compile(keras.optimizers.SGD(1.0), models.SmoothedSparseCrossEntropy(0.0, offset))
+        model.fit(inputs, labels, batch_size=100, epochs=20, verbose=0)
+        learnt[tau] = np.asarray(model(inputs[:1]))[0]
+    np.testing.assert_allclose(learnt[0.0], [0.7, 0.2, 0.1], atol=0.02)
+    np.testing.assert_allclose(learnt[1.0], [1 / 3] * 3, atol=0.02)
+
+
+def test_logit_adjustment_and_class_weights_are_not_combined():
+    with pytest.raises(InputDataError, match="both favour the rare classes"):
+        train.TrainSettings(class_weights="sqrt", logit_adjustment=1.0)
+    with pytest.raises(InputDataError, match=r"logit_adjustment is -1.0"):
+        train.TrainSettings(logit_adjustment=-1)
+
+
+def test_a_logit_adjusted_network_saves_its_offset_and_loads(splits, tmp_path):
+    index = ShardIndex.from_paths(splits[0])
+    settings = train.TrainSettings(**{**vars(SETTINGS), "epochs": 1, "logit_adjustment": 1.0})
+    result = train.train_model(index, settings)
+    train.save(result, tmp_path / "model.keras", tmp_path / "history.csv")
+    model, meta = train.load(tmp_path / "model.keras")
+    fit = train.validation_split(index.labels, index.groups, 0.25, seed=7)[0]
+    counts = np.bincount(index.labels[fit], minlength=index.n_classes)
+    np.testing.assert_allclose(meta["logit_offset"], models.logit_offset(counts, 1.0))
+    assert model.loss.logit_offset == pytest.approx(meta["logit_offset"])
+
+
 def test_unbalanced_run_saves_model_history_and_metadata(unbalanced, splits):
     folder, result = unbalanced
     history = pd.read_csv(folder / "history.csv")

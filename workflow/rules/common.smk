@@ -247,14 +247,15 @@ def cnn_augment():
 def cnn_train_settings(variant):
     """The cnn.* keys of one variant's training (galmorph.cnn.train.TrainSettings).
 
-    Class weights apply to the unbalanced variant only, so changing them does
-    not retrain the balanced model. Keys are sorted: a config with its keys in
-    another order must not rerun the training.
+    Class weights and the logit adjustment apply to the unbalanced variant only
+    (the balanced set's prior is flat), so changing them does not retrain the
+    balanced model. Keys are sorted: a config with its keys in another order
+    must not rerun the training.
     """
     settings = {key: config["cnn"][key] for key in cnn_settings.config_keys()}
-    settings["class_weights"] = (
-        config["cnn"]["class_weights"] if variant == "unbalanced" else "none"
-    )
+    unbalanced = variant == "unbalanced"
+    settings["class_weights"] = config["cnn"]["class_weights"] if unbalanced else "none"
+    settings["logit_adjustment"] = config["cnn"]["logit_adjustment"] if unbalanced else 0.0
     settings["augment"] = cnn_augment()
     settings["mirror_pairs"] = [list(pair) for pair in config["cnn"]["mirror_pairs"]]
     settings["seed"] = config["seed"]

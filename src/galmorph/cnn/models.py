@@ -69,23 +69,61 @@ RECIPES = {
 
 @keras.saving.register_keras_serializable(package="galmorph")
 class SmoothedSparseCrossEntropy(keras.losses.Loss):
-    """Categorical cross-entropy of integer labels with label smoothing.
+    """Categorical cross-entropy of integer labels with label smoothing and logit adjustment.
 
     Keras' sparse cross-entropy has no smoothing; this one-hots the labels
-    first. With ``smoothing=0`` it equals ``sparse_categorical_crossentropy``.
+    first. With ``smoothing=0`` and no ``logit_offset`` it equals
+    ``sparse_categorical_crossentropy``.
+
+    ``logit_offset`` (one value per class, ``tau * log(prior)``): the loss of
+    Menon et al. 2021, "Long-tail learning via logit adjustment". The network's
+    softmax is scored as if its logits were shifted by the offset, so that it
+    learns the class likelihoods without the training split's prior: what it
+    outputs is already balanced between frequent and rare classes, and
+    ``cnn.prior_shift`` puts back as much of the prior as the held-out scores
+    ask for. The outputs are probabilities, so the shift is made in log space.
     """
 
-    def __init__(self, smoothing: float = 0.0, name: str = "smoothed_sparse_ce", **kwargs):
+    def __init__(
+        self,
+        smoothing: float = 0.0,
+        logit_offset=None,
+        name: str = "smoothed_sparse_ce",
+        **kwargs,
+    ):
         super().__init__(name=name, **kwargs)
         self.smoothing = float(smoothing)
+        self.logit_offset = None if logit_offset is None else [float(v) for v in logit_offset]
 
     def call(self, y_true, y_pred):
         n_classes = tf.shape(y_pred)[-1]
         labels = tf.one_hot(tf.cast(tf.reshape(y_true, (-1,)), tf.int32), n_classes)
+        if self.logit_offset is not None:
+            logits = tf.math.log(tf.clip_by_value(y_pred, 1.0e-7, 1.0))
+            logits += tf.constant(self.logit_offset, dtype=logits.dtype)
+            return keras.losses.categorical_crossentropy(
+                labels, logits, from_logits=True, label_smoothing=self.smoothing
+            )
         return keras.losses.categorical_crossentropy(labels, y_pred, label_smoothing=self.smoothing)
 
     def get_config(self):
-        return {**super().get_config(), "smoothing": self.smoothing}
+        return {
+            **super().get_config(),
+            "smoothing": self.smoothing,
+            "logit_offset": self.logit_offset,
+        }
+
+
+def logit_offset(class_counts, tau: float) -> list[float] | None:
+    """``tau * log(prior)`` of the training rows' class counts; None when ``tau`` is 0.
+
+    A class without a training row counts as one: its offset is the rarest
+    possible, not minus infinity.
+    """
+    if not tau:
+        return None
+    counts = np.maximum(np.asarray(class_counts, dtype=np.float64), 1.0)
+    return (tau * np.log(counts / counts.sum())).tolist()
 
 
 @keras.saving.register_keras_serializable(package="galmorph")
@@ -216,6 +254,7 @@ def build_model(
     feature_mean=None,
     feature_std=None,
     target: str = "classes",
+    logit_offset=None,
 ) -> keras.Model:
     """A compiled model of the preset with its recipe's optimiser and loss.
 
@@ -232,6 +271,9 @@ def build_model(
         Standardisation of the measures (the training set's); default 0 and 1.
     steps_per_epoch, epochs : int
         The planned training length, for a cosine schedule.
+    logit_offset : list of float, optional
+        ``tau * log(prior)`` per class (:func:`logit_offset`): a classifier trained
+        with the logit-adjusted loss.
 
     Raises
     ------
@@ -280,7 +322,7 @@ def build_model(
         return model
     model.compile(
         optimizer=optimizer,
-        loss=SmoothedSparseCrossEntropy(recipe.label_smoothing),
+        loss=SmoothedSparseCrossEntropy(recipe.label_smoothing, logit_offset),
         metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
     )
     return model

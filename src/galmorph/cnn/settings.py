@@ -36,6 +36,9 @@ class TrainSettings:
     validation_fraction: float = 0.1
     #: none | sqrt | inverse: loss weight of a class from its training frequency
     class_weights: str = "none"
+    #: tau of the logit-adjusted loss (Menon et al. 2021): the softmax is trained
+    #: against labels as if its logits had tau * log(prior) added; 0: plain cross-entropy
+    logit_adjustment: float = 0.0
     early_stopping_patience: int = 5
     reduce_lr_patience: int = 3
     #: macro_f1 | balanced_accuracy | loss: the validation score that picks the epoch
@@ -62,6 +65,18 @@ class TrainSettings:
             raise InputDataError(
                 f"cnn.class_weights is {self.class_weights!r}; choose one of "
                 f"{', '.join(CLASS_WEIGHTS)}"
+            )
+        object.__setattr__(self, "logit_adjustment", float(self.logit_adjustment))
+        if not 0.0 <= self.logit_adjustment <= 4.0:
+            raise InputDataError(
+                f"cnn.logit_adjustment is {self.logit_adjustment}; give a tau in [0, 4] "
+                "(0: plain cross-entropy, 1: Menon et al.'s logit adjustment)"
+            )
+        if self.logit_adjustment and self.class_weights != "none":
+            raise InputDataError(
+                f"cnn.logit_adjustment is {self.logit_adjustment} and cnn.class_weights is "
+                f"{self.class_weights!r}: both favour the rare classes; set class_weights: none "
+                "or logit_adjustment: 0"
             )
         if self.selection_metric not in SELECTION_METRICS:
             raise InputDataError(
@@ -90,7 +105,9 @@ class TrainSettings:
 
 #: TrainSettings fields the workflow sets per variant or from elsewhere in the config,
 #: not copied from ``cnn.<field>``.
-DERIVED_FIELDS = ("class_weights", "augment", "mirror_pairs", "seed", "target")
+DERIVED_FIELDS = (
+    "class_weights", "logit_adjustment", "augment", "mirror_pairs", "seed", "target"
+)  # fmt: skip
 
 
 def config_keys() -> tuple[str, ...]:

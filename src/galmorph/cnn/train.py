@@ -212,7 +212,13 @@ def train_model(
     def targets_of(positions):
         return None if targets is None else np.asarray(targets, np.float32)[positions]
 
-    model = _fresh_model(settings, index.n_classes, len(train_rows), features_of(train_pos))
+    offset = None
+    if settings.logit_adjustment and not votes:
+        from galmorph.cnn.models import logit_offset
+
+        # the prior of the rows the network is fitted on (without the validation tenth)
+        offset = logit_offset(train_rows.class_counts(), settings.logit_adjustment)
+    model = _fresh_model(settings, index.n_classes, len(train_rows), features_of(train_pos), offset)
     weights = None
     if settings.class_weights != "none" and not votes:
         weights = class_weight_map(train_rows.labels, index.n_classes, settings.class_weights)
@@ -281,6 +287,7 @@ def train_model(
         "best_epoch": _best_epoch(history, settings.selection_metric),
         "n_features": 0 if features is None else int(features.shape[1]),
         "class_weight_values": weights,
+        "logit_offset": offset,
         # the class frequencies the model learnt from (400 of each for the balanced set) ...
         "class_counts": index.class_counts().tolist(),
         # ... and those of the training split, the prior of cnn.prior_shift
@@ -297,8 +304,11 @@ def train_model(
     return TrainResult(model=model, history=history, metadata=metadata)
 
 
-def _fresh_model(settings: TrainSettings, n_classes: int, n_train: int, features):
-    """The untrained network of ``settings``; measures standardised by the training rows'."""
+def _fresh_model(settings: TrainSettings, n_classes: int, n_train: int, features, offset=None):
+    """The untrained network of ``settings``; measures standardised by the training rows'.
+
+    ``offset``: the logit adjustment of the loss (:func:`galmorph.cnn.models.logit_offset`).
+    """
     return build_model(
         settings.architecture,
         settings.input_size,
@@ -310,6 +320,7 @@ def _fresh_model(settings: TrainSettings, n_classes: int, n_train: int, features
         feature_mean=None if features is None else features.mean(axis=0),
         feature_std=None if features is None else features.std(axis=0),
         target=settings.target,
+        logit_offset=offset,
     )
 
 
