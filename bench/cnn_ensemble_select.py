@@ -99,7 +99,8 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
             per_class=args.per_class, flips=True, crop=side, mirror_pairs=cnn_select.PAIRS,
             seed=args.seed,
         ))  # fmt: skip
-        settings = train.TrainSettings(**{**base, "class_weights": "none"})
+        # as in the workflow: the balanced set's prior is flat, no weights, no adjustment
+        settings = train.TrainSettings(**{**base, "class_weights": "none", "logit_adjustment": 0.0})
         result = train.train_model(ShardIndex.from_paths([balanced]), settings)
         models["balanced"], metadata["balanced"] = result.model, result.metadata
         seconds["balanced"] = time.perf_counter() - start

@@ -62,8 +62,9 @@ BASE = dict(
     augment=AUGMENT,
     mirror_pairs=PAIRS,
 )
-#: powers of cnn.prior_shift tried on every candidate's held-out probabilities
-PRIOR_SHIFTS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
+#: powers of cnn.prior_shift tried on every candidate's held-out probabilities (up to 1:
+#: a logit-adjusted network's softmax leaves the whole prior out)
+PRIOR_SHIFTS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0)
 #: name -> changes to BASE
 CANDIDATES = {
     "resnet-96px-measures": {},
@@ -77,6 +78,11 @@ CANDIDATES = {
     "resnet-96px-measures+descriptors-3-crops": {
         "measures": "morphometry+descriptors", "measure_crop": 128,
         "measure_scales": (0.5, 0.75, 1.0),
+    },
+    # the logit-adjusted loss (Menon et al. 2021) in place of the sqrt class weights
+    "resnet-96px-measures+descriptors-3-crops-logit-adjusted": {
+        "measures": "morphometry+descriptors", "measure_crop": 128,
+        "measure_scales": (0.5, 0.75, 1.0), "class_weights": "none", "logit_adjustment": 1.0,
     },
     "study-174px (before)": dict(
         architecture="study", crop=174, class_weights="inverse", learning_rate=1.0e-3,
