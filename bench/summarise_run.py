@@ -1,6 +1,6 @@
 """One table of a finished run's test scores, next to the majority-class baseline.
 
-    python bench/summarise_run.py RUN_DIR [--markdown]
+    python bench/summarise_run.py RUN_DIR [--markdown] [--targets KEY=VALUE ...]
 
 RUN_DIR is a working directory the workflow ran in (it holds ``results/``).
 Reads ``results/clustering/*/metrics.json`` (ARI, NMI, purity and, as accuracy,
@@ -10,6 +10,10 @@ the test split) and ``results/sample/test.csv``, from which the
 baseline that always answers the most frequent class is scored with the same
 definitions: ARI and NMI 0 (one cluster), purity and accuracy the majority
 share, macro AUC 0.5 (constant scores).
+
+``--targets`` adds a second table: each CNN variant's score for every target
+(``accuracy``, ``macro_f1``, ``balanced_accuracy``, ``chirality`` or ``f1:<class>``,
+one class's F1 from ``per_class``) beside the baseline's, and whether it is met.
 """
 
 from __future__ import annotations
@@ -124,6 +128,69 @@ def summary_table(run_dir: str | Path) -> pd.DataFrame:
     return table.reindex(columns=[*COLUMNS, "clusters"])
 
 
+#: --targets keys -> the metrics.json entry they read
+TARGET_KEYS = {
+    "accuracy": "accuracy",
+    "macro_f1": "f1_macro",
+    "balanced_accuracy": "balanced_accuracy",
+    "chirality": "chirality_accuracy",
+}
+
+
+def _target_value(metrics: dict, key: str) -> float:
+    if key.startswith("f1:"):
+        name = key[3:]
+        per_class = metrics.get("per_class", {})
+        return float(per_class[name]["f1"]) if name in per_class else np.nan
+    value = metrics.get(TARGET_KEYS[key])
+    return np.nan if value is None else float(value)
+
+
+def parse_targets(items: list[str]) -> dict[str, float]:
+    """``KEY=VALUE`` strings -> {key: threshold}; a clear error for an unknown key."""
+    targets = {}
+    for item in items:
+        key, _, value = item.partition("=")
+        if not (key in TARGET_KEYS or key.startswith("f1:")) or not value:
+            known = ", ".join([*TARGET_KEYS, "f1:<class>"])
+            sys.exit(f"--targets {item!r}: give KEY=VALUE with KEY one of {known}")
+        targets[key] = float(value)
+    return targets
+
+
+def target_table(run_dir: str | Path, targets: dict[str, float]) -> pd.DataFrame:
+    """Per CNN variant (and the majority baseline), each target's score and the count met."""
+    results = Path(run_dir) / "results"
+    classes = pd.read_csv(results / "sample" / "test.csv", usecols=["class"])["class"]
+    classes = classes.astype(str).to_numpy()
+    names, counts = np.unique(classes, return_counts=True)
+    predicted = np.full(classes.shape, names[counts.argmax()])
+    f1 = skm.f1_score(classes, predicted, labels=names, average=None, zero_division=0)
+    baseline = {
+        "accuracy": float(np.mean(predicted == classes)),
+        "f1_macro": skm.f1_score(classes, predicted, average="macro", zero_division=0),
+        "balanced_accuracy": skm.balanced_accuracy_score(classes, predicted),
+        "chirality_accuracy": 0.5,  # a constant answer tells no sense of winding
+        "per_class": {name: {"f1": value} for name, value in zip(names, f1, strict=True)},
+    }
+    rows = [("baseline: always " + names[counts.argmax()], baseline)]
+    for path in sorted(results.glob("cnn/*/metrics.json")):
+        metrics = _read_json(path)
+        if "accuracy" in metrics:  # not the vote-fraction network
+            rows.append((f"CNN: {metrics.get('variant') or path.parent.name}", metrics))
+    table = pd.DataFrame(
+        {key: [_target_value(metrics, key) for _, metrics in rows] for key in targets},
+        index=pd.Index([name for name, _ in rows], name="model"),
+    )
+    met = np.column_stack([table[key] >= value for key, value in targets.items()])
+    table["met"] = [f"{int(row.sum())} of {len(targets)}" for row in met]
+    target_row = pd.DataFrame(
+        {**{key: [value] for key, value in targets.items()}, "met": [""]},
+        index=pd.Index(["target"], name="model"),
+    )
+    return pd.concat([table, target_row])
+
+
 def format_table(table: pd.DataFrame, markdown: bool = False) -> str:
     shown = table.copy()
     for column in COLUMNS:
@@ -142,13 +209,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run_dir", help="working directory of the run (holds results/)")
     parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    parser.add_argument("--targets", nargs="+", default=[], metavar="KEY=VALUE",
+                        help="also print each CNN variant against these targets, e.g. "
+                        "accuracy=0.88 macro_f1=0.68 chirality=0.95 f1:merger=0.5")  # fmt: skip
     args = parser.parse_args()
+    targets = parse_targets(args.targets)
     test_csv = Path(args.run_dir) / "results" / "sample" / "test.csv"
     n_test = sum(1 for _ in test_csv.open()) - 1 if test_csv.exists() else 0
     print(f"Test split: {n_test} galaxies ({test_csv})")
     print(format_table(summary_table(args.run_dir), markdown=args.markdown))
     for line in vote_lines(Path(args.run_dir) / "results"):
         print(line)
+    if targets:
+        table = target_table(args.run_dir, targets)
+        print()
+        if args.markdown:
+            print(table.to_markdown(floatfmt=".3f"))
+        else:
+            print(table.to_string(float_format=lambda v: f"{v:.3f}"))
 
 
 if __name__ == "__main__":

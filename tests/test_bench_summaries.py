@@ -60,6 +60,28 @@ def test_table_has_the_majority_baseline_and_every_model(tmp_path):
     )
 
 
+def test_targets_table_gives_each_variant_its_scores_and_the_count_met(tmp_path):
+    run = write_run(tmp_path)
+    metrics_path = run / "results" / "cnn" / "balanced" / "metrics.json"
+    metrics = json.loads(metrics_path.read_text())
+    metrics["per_class"] = {"elliptical": {"f1": 0.95}, "spiral": {"f1": 0.4}}
+    metrics_path.write_text(json.dumps(metrics))
+    targets = summarise_run.parse_targets(["accuracy=0.88", "macro_f1=0.9", "f1:spiral=0.5"])
+    table = summarise_run.target_table(run, targets)
+    assert table.loc["CNN: balanced", "accuracy"] == 0.9
+    assert table.loc["CNN: balanced", "f1:spiral"] == 0.4
+    assert table.loc["CNN: balanced", "met"] == "1 of 3"
+    baseline = table.loc["baseline: always elliptical"]
+    assert baseline["f1:spiral"] == 0 and baseline["met"] == "0 of 3"
+    assert table.loc["target", "macro_f1"] == 0.9
+    result = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "summarise_run.py"), str(run), "--targets", "f1=1"],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode != 0 and "f1:<class>" in result.stderr
+
+
 def test_vote_network_is_its_own_line_beside_its_baseline(tmp_path):
     run = write_run(tmp_path)
     votes = run / "results" / "cnn" / "votes"
