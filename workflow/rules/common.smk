@@ -255,7 +255,9 @@ def cnn_train_settings(variant):
     settings = {key: config["cnn"][key] for key in cnn_settings.config_keys()}
     unbalanced = variant == "unbalanced"
     settings["class_weights"] = config["cnn"]["class_weights"] if unbalanced else "none"
-    settings["logit_adjustment"] = config["cnn"]["logit_adjustment"] if unbalanced else 0.0
+    settings["logit_adjustment"] = (
+        config["cnn"]["logit_adjustment"] if unbalanced else 0.0
+    )
     settings["augment"] = cnn_augment()
     settings["mirror_pairs"] = [list(pair) for pair in config["cnn"]["mirror_pairs"]]
     settings["seed"] = config["seed"]
