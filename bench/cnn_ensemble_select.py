@@ -35,7 +35,10 @@ sys.path.insert(0, str(REPO / "bench"))
 #: powers of cnn.prior_shift scored on every variant's held-out probabilities
 SHIFTS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0)
 VARIANTS = ("unbalanced", "balanced", "ensemble")
-SCORES = ("accuracy", "f1_macro", "balanced_accuracy", "chirality_accuracy", "roc_auc_macro")
+SCORES = (
+    "accuracy", "f1_macro", "balanced_accuracy", "chirality_accuracy", "roc_auc_macro",
+    "merger_f1",
+)  # fmt: skip
 
 
 def _fit_part_shard(paths, positions, side, index, path) -> None:
@@ -49,44 +52,31 @@ def _fit_part_shard(paths, positions, side, index, path) -> None:
         hdf5.write_rows(handle, batch.asset_id, batch.dr7objid, batch.labels)
 
 
-def main(argv: list[str] | None = None) -> pd.DataFrame:
+def _fit_variants(paths, index, fit_pos, candidates, args):
+    """Every variant's network built from the fitted rows, as the workflow builds it.
+
+    One unbalanced network per candidate (the first is ``unbalanced``, the others
+    ``unbalanced <name>``), one balanced network, and each unbalanced network's
+    ensemble with it (``ensemble``, ``ensemble <name>``).
+    """
     import cnn_select
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("run_dir", type=Path)
-    parser.add_argument("--candidate", default="resnet-96px-measures+descriptors-3-crops",
-                        choices=list(cnn_select.CANDIDATES))  # fmt: skip
-    parser.add_argument("--holdout", type=float, default=0.2)
-    parser.add_argument("--per-class", type=int, default=400)
-    parser.add_argument("--epochs", type=int, default=None)
-    parser.add_argument("--seed", type=int, default=31)
-    parser.add_argument("--save-probabilities", type=Path, default=None, metavar="DIR",
-                        help="write each variant's held-out labels and unshifted "
-                        "probabilities to DIR/<variant>.npz")  # fmt: skip
-    args = parser.parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from galmorph.cnn import train
     from galmorph.cnn.balance import BalanceSettings, build_balanced_set
     from galmorph.cnn.ensemble import build_ensemble
-    from galmorph.cnn.evaluate import compute_metrics, predict_index, shift_to_prior, tta_views
     from galmorph.cnn.shards import ShardIndex
     from galmorph.cnn.views import Augmentation
 
-    train.configure_threads(os.cpu_count() or 1)
-    paths, index, fit_pos, held_pos = cnn_select.held_out_split(
-        args.run_dir, args.holdout, args.seed
-    )
-    fit, held = index.subset(fit_pos), index.subset(held_pos)
-    base = {**cnn_select.BASE, **cnn_select.CANDIDATES[args.candidate], "seed": args.seed}
-    if args.epochs:
-        base["epochs"] = args.epochs
-    print(f"{len(fit_pos)} training galaxies, {len(held_pos)} held out (training split only); "
-          f"candidate {args.candidate}", flush=True)  # fmt: skip
+    fit = index.subset(fit_pos)
     models, metadata, seconds = {}, {}, {}
-    start = time.perf_counter()
-    result = train.train_model(fit, train.TrainSettings(**base))
-    models["unbalanced"], metadata["unbalanced"] = result.model, result.metadata
-    seconds["unbalanced"] = time.perf_counter() - start
+    for position, candidate in enumerate(candidates):
+        base = _settings(candidate, args)
+        name = "unbalanced" if position == 0 else f"unbalanced {candidate}"
+        start = time.perf_counter()
+        result = train.train_model(fit, train.TrainSettings(**base))
+        models[name], metadata[name] = result.model, result.metadata
+        seconds[name] = time.perf_counter() - start
+    base = _settings(candidates[0], args)
     with tempfile.TemporaryDirectory(prefix="galmorph-ensemble-select-") as folder:
         # the balancing stage's stored side: the crop's augmented reach, or the measured crop
         augment = base["augment"]
@@ -104,36 +94,126 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
         result = train.train_model(ShardIndex.from_paths([balanced]), settings)
         models["balanced"], metadata["balanced"] = result.model, result.metadata
         seconds["balanced"] = time.perf_counter() - start
-    models["ensemble"], metadata["ensemble"] = build_ensemble(
-        {name: models[name] for name in ("unbalanced", "balanced")}, metadata
-    )
-    counts = metadata["ensemble"]["split_class_counts"]
-    seconds["ensemble"] = seconds["unbalanced"] + seconds["balanced"]
+    for name in [key for key in models if key.startswith("unbalanced")]:
+        joined = name.replace("unbalanced", "ensemble", 1)
+        models[joined], metadata[joined] = build_ensemble(
+            {"unbalanced": models[name], "balanced": models["balanced"]},
+            {"unbalanced": metadata[name], "balanced": metadata["balanced"]},
+        )
+        seconds[joined] = seconds[name] + seconds["balanced"]
+    return models, metadata, seconds
+
+
+def _settings(candidate: str, args) -> dict:
+    import cnn_select
+
+    base = {**cnn_select.BASE, **cnn_select.CANDIDATES[candidate], "seed": args.seed}
+    if args.epochs:
+        base["epochs"] = args.epochs
+    return base
+
+
+def _scores(y_true, proba, class_names) -> dict:
+    import cnn_select
+
+    from galmorph.cnn.evaluate import compute_metrics
+
+    metrics = compute_metrics(y_true, proba, class_names, cnn_select.PAIRS)
+    metrics["merger_f1"] = metrics["per_class"].get("merger", {}).get("f1", float("nan"))
+    return metrics
+
+
+def main(argv: list[str] | None = None) -> pd.DataFrame:
+    import cnn_select
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run_dir", type=Path)
+    parser.add_argument("--candidate", nargs="+",
+                        default=["resnet-96px-measures+descriptors-3-crops"],
+                        choices=list(cnn_select.CANDIDATES),
+                        help="the unbalanced network's candidate; more than one adds an "
+                        "unbalanced network and its ensemble for each")  # fmt: skip
+    parser.add_argument("--holdout", type=float, default=0.2)
+    parser.add_argument("--folds", type=int, default=0,
+                        help="stratified k-fold over the training split instead of one "
+                        "held-out part: every galaxy is scored once, by the networks "
+                        "fitted on the other folds")  # fmt: skip
+    parser.add_argument("--per-class", type=int, default=400)
+    parser.add_argument("--epochs", type=int, default=None)
+    parser.add_argument("--seed", type=int, default=31)
+    parser.add_argument("--save-probabilities", type=Path, default=None, metavar="DIR",
+                        help="write each variant's held-out labels and unshifted "
+                        "probabilities to DIR/<variant>.npz")  # fmt: skip
+    args = parser.parse_args(argv)
+    if args.folds == 1 or args.folds < 0:
+        parser.error("--folds takes 0 (one held-out part) or at least 2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from galmorph.cnn import train
+    from galmorph.cnn.evaluate import predict_index, shift_to_prior, tta_views
+
+    train.configure_threads(os.cpu_count() or 1)
+    if args.folds:
+        paths, index, parts = cnn_select.fold_splits(args.run_dir, args.folds, args.seed)
+    else:
+        paths, index, fit_pos, held_pos = cnn_select.held_out_split(
+            args.run_dir, args.holdout, args.seed
+        )
+        parts = [(fit_pos, held_pos)]
+    print(f"{len(index)} training galaxies, {len(parts)} part(s) held out in turn "
+          f"({', '.join(str(len(held)) for _, held in parts)} galaxies; training split "
+          f"only); candidates {', '.join(args.candidate)}", flush=True)  # fmt: skip
     views = tta_views(4, True)
+    # per variant: the held-out rows' labels, unshifted probabilities and fold, and per
+    # fold the fitted rows' class counts (each fold's shift uses its own fitted mix)
+    held_out: dict[str, dict[str, list]] = {}
+    seconds: dict[str, float] = {}
+    for fold, (fit_pos, held_pos) in enumerate(parts):
+        print(f"part {fold + 1} of {len(parts)}: {len(fit_pos)} fitted, {len(held_pos)} held "
+              "out", flush=True)  # fmt: skip
+        models, metadata, fold_seconds = _fit_variants(paths, index, fit_pos, args.candidate, args)
+        held = index.subset(held_pos)
+        for name, model in models.items():
+            y_true, proba, _ = predict_index(model, held, metadata[name], 64, views)
+            record = held_out.setdefault(name, {"y_true": [], "proba": [], "fold": [],
+                                                "counts": [], "metadata": []})  # fmt: skip
+            record["y_true"].append(y_true)
+            record["proba"].append(proba)
+            record["fold"].append(np.full(len(y_true), fold))
+            record["counts"].append(metadata[name]["split_class_counts"])
+            record["metadata"].append(metadata[name])
+            seconds[name] = seconds.get(name, 0.0) + fold_seconds[name]
+    y_true = np.concatenate(next(iter(held_out.values()))["y_true"])
+    counts = np.sum(next(iter(held_out.values()))["counts"], axis=0)
     majority = int(np.argmax(counts))
-    baseline = np.zeros((len(held), index.n_classes))
+    baseline = np.zeros((len(y_true), index.n_classes))
     baseline[:, majority] = 1.0
-    base_scores = compute_metrics(held.labels, baseline, index.class_names, cnn_select.PAIRS)
+    base_scores = _scores(y_true, baseline, index.class_names)
     rows = [{"variant": f"baseline: always {index.class_names[majority]}", "prior_shift": 0.0}
             | {key: base_scores[key] for key in SCORES}]  # fmt: skip
     chosen = {}
-    for name in VARIANTS:
-        y_true, proba, _ = predict_index(models[name], held, metadata[name], 64, views)
+    for name, record in held_out.items():
         if args.save_probabilities is not None:
             args.save_probabilities.mkdir(parents=True, exist_ok=True)
-            np.savez(args.save_probabilities / f"{name}.npz", y_true=y_true, proba=proba,
-                     split_class_counts=metadata[name]["split_class_counts"],
+            np.savez(args.save_probabilities / f"{name.replace(' ', '_')}.npz",
+                     y_true=y_true, proba=np.concatenate(record["proba"]),
+                     fold=np.concatenate(record["fold"]),
+                     fold_class_counts=np.asarray(record["counts"]),
+                     split_class_counts=np.asarray(record["counts"]).sum(axis=0),
                      class_names=index.class_names)  # fmt: skip
         scored = {
-            shift: compute_metrics(
+            shift: _scores(
                 y_true,
-                shift_to_prior(proba, metadata[name], shift),
+                np.concatenate(
+                    [
+                        shift_to_prior(proba, meta, shift)
+                        for proba, meta in zip(record["proba"], record["metadata"], strict=True)
+                    ]
+                ),
                 index.class_names,
-                cnn_select.PAIRS,
             )  # fmt: skip
             for shift in SHIFTS
         }
-        print(f"{name} (trained in {seconds[name]:.0f} s):")
+        print(f"{name} (trained in {seconds[name]:.0f} s over {len(parts)} part(s)):")
         for shift, metrics in scored.items():
             print(f"  prior_shift {shift:.1f}: " + ", ".join(
                 f"{key} {metrics[key]:.3f}" for key in SCORES))  # fmt: skip
@@ -144,8 +224,9 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     table = pd.DataFrame(rows)
     print()
     print(table.to_markdown(index=False, floatfmt=".3f"))
-    print("\nchosen on the held-out part of the training split (best macro-F1):")
-    print("cnn:\n  prior_shift: {" + ", ".join(f"{k}: {v}" for k, v in chosen.items()) + "}")
+    print("\nchosen on the held-out part(s) of the training split (best macro-F1):")
+    print("cnn:\n  prior_shift: {" + ", ".join(
+        f"{k}: {v}" for k, v in chosen.items() if k in VARIANTS) + "}")  # fmt: skip
     return table
 
 

@@ -123,6 +123,34 @@ def held_out_split(run_dir: Path, holdout: float, seed: int):
     return paths, index, np.sort(fit_pos), np.sort(held_pos)
 
 
+def fold_splits(run_dir: Path, folds: int, seed: int):
+    """The training shards, their row index and ``folds`` (fitted, held-out) row pairs.
+
+    Stratified k-fold over the training split: every galaxy is held out once, so a
+    rare class is scored on all its galaxies rather than on a fifth of them. As in
+    :func:`held_out_split`, a class with a single galaxy is always fitted, and test
+    shards are refused.
+    """
+    from sklearn.model_selection import StratifiedKFold
+
+    from galmorph.cnn.shards import ShardIndex
+
+    paths = training_shards(run_dir)
+    if not paths:
+        sys.exit(f"{run_dir}: no training shard (results/images/hdf5/train/shard_*.h5)")
+    index = ShardIndex.from_paths(paths)
+    index.require_not_test("model selection")
+    counts = np.bincount(index.labels, minlength=index.n_classes)
+    single = np.flatnonzero(counts[index.labels] < 2)
+    rows = np.flatnonzero(counts[index.labels] >= 2)
+    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    pairs = [
+        (np.sort(np.concatenate([rows[fit], single])), np.sort(rows[held]))
+        for fit, held in splitter.split(rows, index.labels[rows])
+    ]
+    return paths, index, pairs
+
+
 def main(argv: list[str] | None = None) -> pd.DataFrame:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run_dir", type=Path)

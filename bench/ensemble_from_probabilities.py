@@ -3,13 +3,13 @@
     python bench/ensemble_from_probabilities.py A.npz B.npz [C.npz ...] [--shifts 0 0.2 ...]
 
 Each file is a ``--save-probabilities`` output of ``bench/cnn_select.py`` or
-``bench/cnn_ensemble_select.py`` for the same held-out part of the training split (the
-script checks that the labels agree): its test-time-averaged probabilities. The members
-are joined by the normalised geometric mean, as ``galmorph.cnn.ensemble`` joins networks
-(here after the views are averaged, so the figures can differ from a built ensemble's in
-the third decimal), shifted towards the fitted rows' class mix by each power of
-``--shifts``, and the power with the best macro-F1 (ties to the smaller) is printed with
-its scores, including the mergers' F1, beside each member alone.
+``bench/cnn_ensemble_select.py`` for the same held-out part of the training split, or the
+same folds (``--folds``; the script checks that the labels agree): its test-time-averaged
+probabilities. The members are joined by the normalised geometric mean, as
+``galmorph.cnn.ensemble`` joins networks (here after the views are averaged, so the figures
+can differ from a built ensemble's in the third decimal), shifted towards the fitted rows'
+class mix by each power of ``--shifts``, and the power with the best macro-F1 (ties to the
+smaller) is printed with its scores, including the mergers' F1, beside each member alone.
 """
 
 from __future__ import annotations
@@ -46,8 +46,13 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     for path, member in zip(args.members, saved, strict=True):
         if not np.array_equal(member["y_true"], y_true):
             sys.exit(f"{path}: another held-out part (its labels differ from the first file's)")
-    counts = saved[0]["split_class_counts" if "split_class_counts" in saved[0] else "class_counts"]
-    prior = np.asarray(counts, dtype=float) / np.sum(counts)
+    if "fold_class_counts" in saved[0]:  # k-fold: each row shifted by its own fold's fitted mix
+        counts = np.asarray(saved[0]["fold_class_counts"], dtype=float)[saved[0]["fold"]]
+    else:
+        key = "split_class_counts" if "split_class_counts" in saved[0] else "class_counts"
+        counts = saved[0][key]
+        counts = np.asarray(counts, dtype=float)[None, :]
+    prior = counts / counts.sum(axis=1, keepdims=True)
     candidates = {
         path.stem: [member["proba"]] for path, member in zip(args.members, saved, strict=True)
     }

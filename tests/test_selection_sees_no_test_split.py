@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from conftest import (
     REPO,
     copy_workflow,
@@ -114,3 +115,39 @@ def test_the_ensemble_selection_opens_no_test_shard(tmp_path, monkeypatch):
     assert table["variant"].tolist()[1:] == ["unbalanced", "balanced", "ensemble"]
     assert set(table["prior_shift"].iloc[1:]) <= set(cnn_ensemble_select.SHIFTS)
     assert table["accuracy"].between(0.0, 1.0).all()
+
+
+def test_the_k_fold_ensemble_selection_scores_every_training_galaxy_once(tmp_path, monkeypatch):
+    require_module("tensorflow")
+    sys.path.insert(0, str(REPO / "bench"))
+    import cnn_ensemble_select
+
+    test_shard = toy_run(tmp_path)
+    opened = spy_on_h5_opens(monkeypatch)
+    table = cnn_ensemble_select.main([
+        str(tmp_path), "--folds", "2", "--epochs", "1", "--per-class", "6",
+        "--candidate", "resnet-96px-measures", "resnet-96px-measures-unweighted",
+        "--save-probabilities", str(tmp_path / "held_out"),
+    ])  # fmt: skip
+    assert opened and Path(test_shard).resolve() not in opened
+    assert "test" not in {path.parent.name for path in opened}
+    # a second candidate adds its own unbalanced network and its ensemble with the balanced one
+    assert table["variant"].tolist()[1:] == [
+        "unbalanced", "unbalanced resnet-96px-measures-unweighted", "balanced", "ensemble",
+        "ensemble resnet-96px-measures-unweighted",
+    ]  # fmt: skip
+    saved = np.load(tmp_path / "held_out" / "ensemble.npz")
+    # all 30 training galaxies held out once, each by the networks of the other fold
+    assert len(saved["y_true"]) == 30
+    assert sorted(np.bincount(saved["fold"]).tolist()) == [15, 15]
+    # each fold's fitted mix is the other fold's galaxies
+    assert saved["fold_class_counts"].sum(axis=1).tolist() == [15, 15]
+    np.testing.assert_allclose(saved["proba"].sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_the_ensemble_selection_refuses_a_single_fold(tmp_path):
+    sys.path.insert(0, str(REPO / "bench"))
+    import cnn_ensemble_select
+
+    with pytest.raises(SystemExit):
+        cnn_ensemble_select.main([str(tmp_path), "--folds", "1"])
