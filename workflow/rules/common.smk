@@ -207,16 +207,17 @@ def trained_variants():
 def variant_decision_rule(wildcards):
     """Params function: the {variant} wildcard's decision rule (galmorph.cnn.decision).
 
-    The test-time views of cnn.tta and the variant's power of cnn.prior_shift; the
-    vote-fraction network has no class prior to shift towards.
+    The test-time views of cnn.tta and the variant's power of cnn.prior_shift and
+    biases of cnn.class_bias; the vote-fraction network has no class to shift or bias.
     """
-    shift = config["cnn"]["prior_shift"]
+    votes = wildcards.variant == "votes"
     return {
         "tta_rotations": config["cnn"]["tta"]["rotations"],
         "tta_mirror": config["cnn"]["tta"]["mirror"],
         "prior_shift": (
-            0.0 if wildcards.variant == "votes" else shift[wildcards.variant]
+            0.0 if votes else config["cnn"]["prior_shift"][wildcards.variant]
         ),
+        "class_bias": {} if votes else config["cnn"]["class_bias"][wildcards.variant],
     }
 
 

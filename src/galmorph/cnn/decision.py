@@ -1,8 +1,10 @@
 """A model's decision rule: how its probabilities on an image are made and decided.
 
 A trained network gives probabilities for one view of an image; the workflow's
-evaluation averages them over turned and mirrored views (test-time augmentation)
-and shifts them towards the training split's class mix (``cnn.prior_shift``).
+evaluation averages them over turned and mirrored views (test-time augmentation),
+shifts them towards the training split's class mix (``cnn.prior_shift``) and
+multiplies each class by ``exp`` of its bias (``cnn.class_bias``, chosen on the
+training split by :func:`fit_class_bias`).
 Those settings are part of the model as it was scored, so rule
 ``attach_decision_rule`` writes them into the model's ``model.json`` (key
 ``decision``), and evaluation, rule ``predict_folder`` and
@@ -18,8 +20,10 @@ import json
 import logging
 import math
 import shutil
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+
+import numpy as np
 
 from galmorph.errors import InputDataError
 from galmorph.io import atomic_path
@@ -32,7 +36,7 @@ KEY = "decision"
 
 @dataclass(frozen=True)
 class DecisionRule:
-    """Test-time views and prior shift of one model.
+    """Test-time views, prior shift and class biases of one model.
 
     Attributes
     ----------
@@ -43,11 +47,17 @@ class DecisionRule:
     prior_shift : float
         Power (>= 0, finite) of the training split's class frequencies that the
         averaged probabilities are multiplied by (0 leaves them as trained).
+    class_bias : dict of str to float
+        Per class name, a log-offset added to the shifted log-probabilities before
+        they are summed to 1 again (a class left out: 0). It moves the decision
+        between classes where one power of the prior cannot (a rare class the
+        network under-calls next to one it over-calls).
     """
 
     tta_rotations: int = 1
     tta_mirror: bool = False
     prior_shift: float = 0.0
+    class_bias: dict = field(default_factory=dict)
 
     def __post_init__(self):
         rotations = self.tta_rotations
@@ -61,6 +71,29 @@ class DecisionRule:
         if not math.isfinite(shift) or shift < 0:
             raise InputDataError(f"prior_shift is {shift!r}; it must be a finite number >= 0")
         object.__setattr__(self, "prior_shift", float(shift))
+        if not isinstance(self.class_bias, dict):
+            raise InputDataError(
+                f"class_bias is {self.class_bias!r}; it must map class names to numbers"
+            )
+        for name, value in self.class_bias.items():
+            number = isinstance(value, int | float) and not isinstance(value, bool)
+            if not isinstance(name, str) or not number or not math.isfinite(value):
+                raise InputDataError(
+                    f"class_bias {name!r}: {value!r}; each class's bias must be a finite number"
+                )
+        object.__setattr__(
+            self, "class_bias", {name: float(value) for name, value in self.class_bias.items()}
+        )
+
+    def bias_vector(self, class_names) -> np.ndarray:
+        """The class biases in the order of ``class_names``; an unknown class is refused."""
+        unknown = sorted(set(self.class_bias) - set(class_names))
+        if unknown:
+            raise InputDataError(
+                f"class_bias names {unknown}, which the model does not know (its classes: "
+                f"{list(class_names)})"
+            )
+        return np.array([self.class_bias.get(name, 0.0) for name in class_names])
 
     def override(self, **values) -> DecisionRule:
         """This rule with the given fields replaced; ``None`` keeps a field as it is."""
@@ -86,8 +119,77 @@ def from_metadata(metadata: dict, **overrides) -> DecisionRule:
 
 
 def attach(metadata: dict, rule: DecisionRule) -> dict:
-    """A copy of ``metadata`` that carries ``rule``."""
+    """A copy of ``metadata`` that carries ``rule`` (its class biases checked against it)."""
+    if rule.class_bias and metadata.get("target", "classes") != "classes":
+        raise InputDataError("a class bias applies to classes, not to vote fractions")
+    rule.bias_vector(metadata.get("class_names", ()))
     return {**metadata, KEY: asdict(rule)}
+
+
+def apply_class_bias(proba: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    """``proba`` times ``exp(bias)`` per class, summed to 1 per row (no bias: unchanged)."""
+    if not np.any(bias):
+        return proba
+    biased = np.asarray(proba, dtype=np.float64) * np.exp(np.asarray(bias, dtype=np.float64))
+    return biased / biased.sum(axis=1, keepdims=True)
+
+
+#: the log-offsets :func:`fit_class_bias` tries for each class
+BIAS_GRID = tuple(np.round(np.arange(-2.0, 2.0001, 0.1), 1))
+
+
+def fit_class_bias(
+    proba: np.ndarray,
+    y_true: np.ndarray,
+    grid: tuple[float, ...] = BIAS_GRID,
+    sweeps: int = 3,
+    tied: tuple[tuple[int, int], ...] = (),
+) -> np.ndarray:
+    """Class biases that raise the macro-F1 of ``proba``'s decisions on ``y_true``.
+
+    Coordinate ascent from no bias: each class in turn takes the value of ``grid``
+    with the best macro-F1 (ties keep the value it has, so a bias moves only for a
+    gain), for ``sweeps`` rounds or until a round changes nothing. The column pairs
+    of ``tied`` share one value: for mirror pairs, so that the bias leaves the sense
+    of winding to the (mirror-averaged) network and the prior, instead of fitting a
+    preference for one sense to a few galaxies. ``proba`` must be held-out
+    probabilities of the training split (out-of-fold), never the test split's.
+    Returns one log-offset per class.
+    """
+    from sklearn.metrics import f1_score
+
+    proba = np.asarray(proba, dtype=np.float64)
+    y_true = np.asarray(y_true)
+    if proba.ndim != 2 or len(proba) != len(y_true) or not len(y_true):
+        raise InputDataError(f"probabilities of shape {proba.shape} for {len(y_true)} labels")
+    log_proba = np.log(np.clip(proba, 1.0e-12, 1.0))
+    labels = np.arange(proba.shape[1])
+
+    def score(bias):
+        predicted = (log_proba + bias).argmax(axis=1)
+        return f1_score(y_true, predicted, labels=labels, average="macro", zero_division=0)
+
+    groups, seen = [], set()
+    partner = {a: b for a, b in tied} | {b: a for a, b in tied}
+    for column in labels:
+        if column not in seen:
+            group = [column] + ([partner[column]] if column in partner else [])
+            groups.append(group)
+            seen.update(group)
+    bias = np.zeros(proba.shape[1])
+    best = score(bias)
+    for _ in range(sweeps):
+        moved = False
+        for group in groups:
+            for value in grid:
+                trial = bias.copy()
+                trial[group] = value
+                trial_score = score(trial)
+                if trial_score > best + 1.0e-12:
+                    best, bias, moved = trial_score, trial, True
+        if not moved:
+            break
+    return bias
 
 
 def metadata_path(model_path: str | Path) -> Path:

@@ -394,15 +394,19 @@ def predict_index(
     batch_size: int = 64,
     views=((0.0, False),),
     prior_shift: float = 0.0,
+    class_bias=None,
 ):
     """Probabilities of every row of ``index``, averaged over ``views`` (test-time augmentation).
 
     A mirrored view's probabilities are mapped back through the mirror pairs
     (a mirrored clockwise spiral is scored as anticlockwise, and counted for
     clockwise); the mean is then shifted towards the training prior
-    (:func:`shift_to_prior`). Returns ``(y_true, proba, features)``.
+    (:func:`shift_to_prior`) and biased per class by ``class_bias`` (one log-offset
+    per class, :func:`galmorph.cnn.decision.apply_class_bias`; ``None``: none).
+    Returns ``(y_true, proba, features)``.
     """
     from galmorph.cnn.data import index_measures, make_dataset, mirror_map
+    from galmorph.cnn.decision import apply_class_bias
 
     pairs = metadata.get("mirror_pairs") or ()
     mapping = mirror_map(metadata["class_names"], pairs)
@@ -426,7 +430,10 @@ def predict_index(
         if flip:
             proba = proba[:, mapping]
         total = proba if total is None else total + proba
-    return y_true, shift_to_prior(total / len(views), metadata, prior_shift), features
+    proba = shift_to_prior(total / len(views), metadata, prior_shift)
+    if class_bias is not None:
+        proba = apply_class_bias(proba, class_bias)
+    return y_true, proba, features
 
 
 def _model_inputs(index, metadata: dict, positions: np.ndarray, features) -> tuple:
@@ -538,7 +545,8 @@ def evaluate_on_shards(
     tta_rotations, tta_mirror, prior_shift :
         Override the model's decision rule (``None``: as written in ``metadata``):
         probabilities averaged over this many turns, each also mirrored (with the
-        label swap of the mirror pairs), then shifted by :func:`shift_to_prior`.
+        label swap of the mirror pairs), then shifted by :func:`shift_to_prior`
+        (and biased per class by the rule's ``class_bias``).
 
     Returns
     -------
@@ -567,12 +575,14 @@ def evaluate_on_shards(
         check_mirror_safe_names(class_names, pairs, "cnn.tta.mirror")
     views = tta_views(rule.tta_rotations, rule.tta_mirror)
     y_true, proba, features = predict_index(
-        model, index, metadata, batch_size, views, prior_shift=rule.prior_shift
-    )
+        model, index, metadata, batch_size, views, prior_shift=rule.prior_shift,
+        class_bias=rule.bias_vector(class_names),
+    )  # fmt: skip
     metrics = compute_metrics(y_true, proba, class_names, pairs)
     metrics["variant"] = metadata.get("variant")
     metrics["tta_views"] = len(views)
     metrics["prior_shift"] = rule.prior_shift
+    metrics["class_bias"] = rule.class_bias
     predicted = proba.argmax(axis=1)
     wrong_rows = np.flatnonzero(predicted != y_true)[:n_misclassified]
     wrong = []

@@ -87,7 +87,7 @@ def predict_folder(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Classify every JPEG of ``folder``; write the predictions and the failures CSVs.
 
-    The test-time views and the prior shift are the model's own decision rule
+    The test-time views, prior shift and class biases are the model's own decision rule
     (:mod:`galmorph.cnn.decision`, written in ``model.json`` by the workflow), so
     the probabilities are those of the model's evaluation; a value given here
     overrides the written one.
@@ -113,8 +113,10 @@ def predict_folder(
     if predicts_votes:
         from galmorph.cnn.votes import prediction_columns
 
-        if rule.prior_shift:
-            raise InputDataError("a prior shift applies to classes, not to vote fractions")
+        if rule.prior_shift or rule.class_bias:
+            raise InputDataError(
+                "a prior shift or class bias applies to classes, not to vote fractions"
+            )
         output_columns = prediction_columns()
         # no answer of the GZ2 tree has a handedness: a mirrored view keeps its fractions
         mapping = np.arange(len(output_columns))
@@ -125,6 +127,8 @@ def predict_folder(
         output_columns = [f"p_{name}" for name in class_names]
         # refuses a model without its training split's counts before any work
         shift_to_prior(np.ones((1, len(class_names))), meta, rule.prior_shift)
+        # ... and one that biases a class it does not know
+        bias = rule.bias_vector(class_names)
     views = tta_views(rule.tta_rotations, rule.tta_mirror)
     crop = meta["crop"] or meta["image_size"]
     measure_crops = model_measure_crops(meta)
@@ -164,7 +168,7 @@ def predict_folder(
             batch.clear()
             ids.clear()
             return
-        proba = shift_to_prior(proba, meta, rule.prior_shift)
+        proba = decision.apply_class_bias(shift_to_prior(proba, meta, rule.prior_shift), bias)
         for name, p in zip(ids, proba, strict=True):
             best = int(p.argmax())
             rows.append([name, class_names[best], float(p[best]), *map(float, p)])
