@@ -181,3 +181,20 @@ def test_a_prior_shift_for_an_unknown_variant_is_refused():
     config = default_config()
     config["cnn"]["prior_shift"]["balance"] = 0.2
     assert "cnn.prior_shift.balance" in error_of(config)
+
+
+def test_a_class_bias_names_classes_of_the_dataset_and_ties_mirror_partners():
+    with open(REPO / "config" / "sdss_gz1.yaml") as handle:
+        sdss = merged(default_config(), yaml.safe_load(handle))
+    sdss["cnn"]["class_bias"]["ensemble"] = {"edge_on": 0.8, "spiral": 1.0}
+    message = error_of(sdss)
+    assert "cnn.class_bias.ensemble' names spiral, not a class of the dataset" in message
+    sdss["cnn"]["class_bias"]["ensemble"] = {"edge_on": 0.8, "spiral_cw": 0.5}
+    assert "gives spiral_cw and spiral_acw different biases" in error_of(sdss)
+    sdss["cnn"]["class_bias"]["ensemble"] = {"spiral_cw": 0.5, "spiral_acw": 0.5}
+    validate(sdss, SCHEMA)
+    demo = default_config()
+    demo["cnn"]["class_bias"]["balanced"] = {"edge_on": 0.8}
+    assert "names edge_on, not a class of the dataset (Er, Ei" in error_of(demo)
+    demo["cnn"]["class_bias"]["balanced"] = {"Ec": 20}
+    assert "cnn.class_bias.balanced.Ec" in error_of(demo)

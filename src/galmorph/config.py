@@ -89,6 +89,7 @@ def consistency_errors(config: Mapping[str, Any]) -> list[str]:
         _cnn_input_errors,
         _ensemble_errors,
         _mirror_errors,
+        _class_bias_errors,
         _reduction_errors,
         _archive_errors,
         _count_errors,
@@ -296,6 +297,31 @@ def _mirror_errors(config: Mapping[str, Any]) -> list[str]:
             "a winding a mirror reverses: declare their partners in cnn.mirror_pairs "
             "(e.g. [[spiral_cw, spiral_acw]]) or turn mirrors off"
         )
+    return problems
+
+
+def _class_bias_errors(config: Mapping[str, Any]) -> list[str]:
+    """A class bias names a class of the dataset, and mirror partners share one bias."""
+    from galmorph.catalogue.classes import CLASS_NAMES
+
+    if config["dataset"] == "folder":
+        classes = config["folder"].get("classes") or []
+    else:
+        classes = list(CLASS_NAMES)
+    problems = []
+    for variant, biases in config["cnn"]["class_bias"].items():
+        unknown = [name for name in biases if classes and name not in classes]
+        if unknown:
+            problems.append(
+                f"config key 'cnn.class_bias.{variant}' names {', '.join(unknown)}, not a "
+                f"class of the dataset ({', '.join(classes)})"
+            )
+        for a, b in config["cnn"]["mirror_pairs"]:
+            if biases.get(a, 0.0) != biases.get(b, 0.0):
+                problems.append(
+                    f"config key 'cnn.class_bias.{variant}' gives {a} and {b} different "
+                    "biases: a mirror turns one into the other, so they share one"
+                )
     return problems
 
 
