@@ -138,6 +138,12 @@ def test_nothing_changed_schedules_nothing(finished_run):
             id="a variant's prior shift re-evaluates that variant only",
         ),
         pytest.param(
+            {"cnn": {"class_bias": {"balanced": {"Ec": 0.5}}}},
+            {"attach_decision_rule[variant=balanced]", "evaluate_cnn[variant=balanced]"}
+            | {"cnn_summary"},
+            id="a variant's class bias re-evaluates that variant only",
+        ),
+        pytest.param(
             {"cnn": {"tta": {"rotations": 2}}},
             jobs("attach_decision_rule", "variant", (*VARIANTS, "ensemble"))
             | jobs("evaluate_cnn", "variant", (*VARIANTS, "ensemble"))
