@@ -1,6 +1,6 @@
 """Each CNN variant's decision rule, chosen on the training split: unbalanced, balanced, ensemble.
 
-    python bench/cnn_ensemble_select.py RUN_DIR [--candidate NAME] [--holdout 0.2] [--seed 31]
+    python bench/cnn_ensemble_select.py RUN_DIR [--candidate NAME ...] [--holdout 0.2 | --folds K]
 
 RUN_DIR is a workflow run folder whose images stage has run; only its training
 shards are opened (test shards are refused). The same seeded, stratified part
@@ -14,6 +14,11 @@ part, averaged over 4 turns and their mirrors as in evaluation, at every power
 of ``cnn.prior_shift`` in :data:`SHIFTS` (towards the fitted rows' class mix,
 for every variant); the power with the best macro-F1 (ties to the smaller) is
 each variant's choice, printed as the ``cnn.prior_shift`` mapping for the config.
+
+With ``--folds K`` the training split is divided into K stratified folds and the
+variants are built K times, each scoring the fold it did not fit: every training
+galaxy is scored once (the rare classes on all their galaxies, not a fifth of them).
+Several ``--candidate`` names add an unbalanced network and its ensemble each.
 """
 
 from __future__ import annotations
