@@ -86,8 +86,6 @@ TINY_CONFIG: dict = {
         "balanced": {"per_class": 4},
         # a shift on one trained variant, so that the decision rule's tests see one at work
         "prior_shift": {"unbalanced": 0.5, "balanced": 0.0, "ensemble": 0.0},
-        # ... and a class bias on the ensemble
-        "class_bias": {"unbalanced": {}, "balanced": {}, "ensemble": {"Ec": 1.0}},
     },
 }
 #: The finished run also trains the vote-fraction network (off in the demo default; a

@@ -301,7 +301,9 @@ def test_the_tiny_run_scores_and_predicts_vote_fractions(finished_run, tmp_path)
         assert 0 < metrics[key] < 1, (key, metrics)
     meta = json.loads((results / "cnn" / "votes" / "model.json").read_text())
     assert meta["target"] == "vote_fractions" and meta["answers"] == list(tree.ANSWERS)
-    assert meta["decision"] == {"tta_rotations": 4, "tta_mirror": True, "prior_shift": 0.0}
+    assert meta["decision"] == {
+        "tta_rotations": 4, "tta_mirror": True, "prior_shift": 0.0, "class_bias": {}
+    }  # fmt: skip
     per_answer = pd.read_csv(results / "cnn" / "votes" / "per_answer.csv")
     assert len(per_answer) == 37 and per_answer["rmse"].notna().all()
     evaluated = pd.read_csv(
