@@ -92,7 +92,7 @@ def _fit_variants(paths, index, fit_pos, candidates, args):
         balanced = Path(folder) / "balanced.h5"
         build_balanced_set([Path(folder) / "fit.h5"], balanced, BalanceSettings(
             per_class=args.per_class, flips=True, crop=side, mirror_pairs=cnn_select.PAIRS,
-            seed=args.seed,
+            seed=args.model_seed,
         ))  # fmt: skip
         # as in the workflow: the balanced set's prior is flat, no weights, no adjustment
         settings = train.TrainSettings(**{**base, "class_weights": "none", "logit_adjustment": 0.0})
@@ -112,7 +112,7 @@ def _fit_variants(paths, index, fit_pos, candidates, args):
 def _settings(candidate: str, args) -> dict:
     import cnn_select
 
-    base = {**cnn_select.BASE, **cnn_select.CANDIDATES[candidate], "seed": args.seed}
+    base = {**cnn_select.BASE, **cnn_select.CANDIDATES[candidate], "seed": args.model_seed}
     if args.epochs:
         base["epochs"] = args.epochs
     return base
@@ -145,11 +145,16 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
                         "fitted on the other folds")  # fmt: skip
     parser.add_argument("--per-class", type=int, default=400)
     parser.add_argument("--epochs", type=int, default=None)
-    parser.add_argument("--seed", type=int, default=31)
+    parser.add_argument("--seed", type=int, default=31, help="draws the held-out part or folds")
+    parser.add_argument("--model-seed", type=int, default=None,
+                        help="seeds the networks and the balanced set (default: --seed); "
+                        "another value scores other networks on the same folds")  # fmt: skip
     parser.add_argument("--save-probabilities", type=Path, default=None, metavar="DIR",
                         help="write each variant's held-out labels and unshifted "
                         "probabilities to DIR/<variant>.npz")  # fmt: skip
     args = parser.parse_args(argv)
+    if args.model_seed is None:
+        args.model_seed = args.seed
     if args.folds == 1 or args.folds < 0:
         parser.error("--folds takes 0 (one held-out part) or at least 2")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

@@ -186,17 +186,27 @@ def _cnn_input_errors(config: Mapping[str, Any]) -> list[str]:
 
 
 def _ensemble_errors(config: Mapping[str, Any]) -> list[str]:
-    """The ensemble votes with the two trained variants: both must be trained."""
+    """The ensemble votes with the trained variants listed: two at least. The measures
+    variant needs measures."""
     from galmorph.cnn import VARIANTS
 
-    variants = config["cnn"]["variants"]
-    missing = [name for name in VARIANTS if name not in variants]
-    if "ensemble" in variants and missing:
-        return [
-            f"config key 'cnn.variants' lists ensemble but not {' or '.join(missing)}: the "
-            "ensemble combines the unbalanced and the balanced networks; list both"
-        ]
-    return []
+    cnn = config["cnn"]
+    variants = cnn["variants"]
+    problems = []
+    trained = [name for name in VARIANTS if name in variants]
+    if "ensemble" in variants and len(trained) < 2:
+        listed = trained[0] if trained else "no trained variant"
+        problems.append(
+            f"config key 'cnn.variants' lists ensemble beside {listed} alone: the ensemble "
+            f"joins the trained variants listed ({', '.join(VARIANTS)}); list two or more "
+            "(the unbalanced and the balanced networks, for example)"
+        )
+    if "measures" in variants and not cnn["measure_crop"]:
+        problems.append(
+            "config key 'cnn.variants' lists measures, but cnn.measure_crop is 0: the "
+            "measures variant learns from the measured morphology; set cnn.measure_crop"
+        )
+    return problems
 
 
 def _reduction_errors(config: Mapping[str, Any]) -> list[str]:

@@ -1,5 +1,6 @@
-# Supervised CNNs on real pixels: balance (train split only), train, join the two
-# trained networks into the ensemble, attach each variant's decision rule (test-time
+# Supervised CNNs on real pixels: balance (train split only), train, fit the measures
+# variant's dense networks on the measured morphology, join the trained variants into
+# the ensemble, attach each variant's decision rule (test-time
 # views, prior shift) to make its model, evaluate on the untouched test split, compare;
 # optional k-fold; classify a folder of JPEGs. With cnn.vote_fractions on, a network
 # of its own (variant "votes") learns Galaxy Zoo 2's 37 vote fractions instead.
@@ -7,7 +8,7 @@
 
 
 wildcard_constraints:
-    variant="unbalanced|balanced|ensemble|votes",
+    variant="unbalanced|balanced|measures|ensemble|votes",
 
 
 rule balance_training_set:
@@ -52,7 +53,7 @@ rule train_cnn:
     benchmark:
         "benchmarks/cnn/train_cnn/{variant}.tsv"
     wildcard_constraints:
-        variant=TRAINED_VARIANTS,
+        variant=CNN_VARIANTS,
     conda:
         env("dl")
     threads: config["threads"]["cnn"]
@@ -64,6 +65,38 @@ rule train_cnn:
         settings=variant_train_settings,
     script:
         "../../scripts/train_cnn.py"
+
+
+# Dense networks on the measured morphology alone (galmorph.cnn.measures_network): a
+# model of another kind for the ensemble, trained in seconds once the measures are taken.
+rule train_measures_network:
+    input:
+        shards=hdf5_shards("train"),
+    output:
+        network="results/cnn/measures/network.keras",
+        metadata="results/cnn/measures/network.json",
+        history="results/cnn/measures/history.csv",
+        history_figure=report(
+            "results/cnn/measures/history.png",
+            caption="../report/cnn_measures_history.rst",
+            category="CNN",
+            subcategory="measures",
+        ),
+    log:
+        "logs/cnn/train_measures_network.log",
+    benchmark:
+        "benchmarks/cnn/train_measures_network.tsv"
+    conda:
+        env("dl")
+    threads: config["threads"]["cnn"]
+    resources:
+        mem_mb=2000,
+        runtime="2h",
+    params:
+        settings=measures_train_settings(),
+        network=dict(sorted(config["cnn"]["measures_network"].items())),
+    script:
+        "../../scripts/train_measures_network.py"
 
 
 rule assemble_cnn_ensemble:
@@ -252,7 +285,7 @@ rule cnn_kfold:
     benchmark:
         "benchmarks/cnn/cnn_kfold/{variant}.tsv"
     wildcard_constraints:
-        variant=TRAINED_VARIANTS,
+        variant=CNN_VARIANTS,
     conda:
         env("dl")
     threads: config["threads"]["cnn"]

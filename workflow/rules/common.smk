@@ -191,8 +191,12 @@ def all_targets():
     return [path for stage in TARGETS.values() for path in stage]
 
 
-#: CNN variants with a network of their own (a wildcard pattern); the ensemble joins them.
+#: Variants with a network of their own (a wildcard pattern); the ensemble joins them.
 TRAINED_VARIANTS = "|".join(galmorph_cnn.VARIANTS)
+
+
+#: Variants whose network is a CNN trained by rule train_cnn (and cnn_kfold).
+CNN_VARIANTS = "|".join(galmorph_cnn.CNN_VARIANTS)
 
 
 #: Variants that classify (all but the vote-fraction network, "votes").
@@ -222,8 +226,9 @@ def variant_decision_rule(wildcards):
 
 
 def ensemble_member_files(wildcards):
-    """The trained networks the ensemble joins, and their network.json, by variant."""
-    members = galmorph_cnn.VARIANTS
+    """The trained networks the ensemble joins (every trained variant of cnn.variants),
+    and their network.json, by variant."""
+    members = trained_variants()
     return {
         **{f"{v}_network": f"results/cnn/{v}/network.keras" for v in members},
         **{f"{v}_metadata": f"results/cnn/{v}/network.json" for v in members},
@@ -261,6 +266,29 @@ def cnn_train_settings(variant):
     )
     settings["augment"] = cnn_augment()
     settings["mirror_pairs"] = [list(pair) for pair in config["cnn"]["mirror_pairs"]]
+    settings["seed"] = config["seed"]
+    return dict(sorted(settings.items()))
+
+
+def measures_train_settings():
+    """The TrainSettings keys the measures variant reads (galmorph.cnn.measures_network).
+
+    Only these: a CNN key (epochs, architecture ...) edited must not refit it. The
+    crop and input size are the shape of the image input it shares with the CNNs.
+    """
+    cnn = config["cnn"]
+    keys = (
+        "crop",
+        "input_size",
+        "validation_fraction",
+        "measure_crop",
+        "measure_scales",
+    )
+    settings = {key: cnn[key] for key in keys}
+    settings["measures"] = cnn["measures"]
+    mirror = cnn["augment"]["enabled"] and cnn["augment"]["mirror"]
+    settings["augment"] = {"mirror": True} if mirror else None
+    settings["mirror_pairs"] = [list(pair) for pair in cnn["mirror_pairs"]]
     settings["seed"] = config["seed"]
     return dict(sorted(settings.items()))
 
@@ -340,7 +368,8 @@ def cnn_targets():
         targets += ["results/cnn/summary.csv", "results/cnn/summary.png"]
     if config["cnn"]["kfold"] > 1:
         targets += expand(
-            "results/cnn/{variant}/kfold_summary.csv", variant=trained_variants()
+            "results/cnn/{variant}/kfold_summary.csv",
+            variant=[v for v in trained_variants() if v in galmorph_cnn.CNN_VARIANTS],
         )
     if vote_variant():
         targets += [

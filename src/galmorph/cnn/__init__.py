@@ -14,6 +14,8 @@ models
     Architecture presets ``study``, ``deeper`` and ``resnet``; the ensemble's vote.
 train
     Training with early stopping and learning-rate reduction; k-fold.
+measures_network
+    Dense networks on the measured morphology alone (the ``measures`` variant).
 ensemble
     The trained variants' networks joined into one model (the ``ensemble`` variant).
 evaluate
@@ -27,6 +29,9 @@ import os
 # TensorFlow's C++ start-up chatter would bury the useful lines of a rule's log.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-#: The variants that train a network: the training split as drawn, or N images per class.
-#: The ``ensemble`` variant joins the networks of these.
-VARIANTS = ("unbalanced", "balanced")
+#: The variants that train a CNN: the training split as drawn, or N images per class.
+CNN_VARIANTS = ("unbalanced", "balanced")
+#: The variants that train a network of their own: the CNNs and ``measures`` (dense networks
+#: on the measured morphology, :mod:`galmorph.cnn.measures_network`). The ``ensemble``
+#: variant joins those that ``cnn.variants`` lists.
+VARIANTS = (*CNN_VARIANTS, "measures")

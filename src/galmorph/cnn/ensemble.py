@@ -1,8 +1,9 @@
 """The ensemble variant: the trained variants' networks voting as one model.
 
 The unbalanced network learns the training split's class mix and the balanced
-one learns every class equally often; they err on different galaxies, and
-their normalised geometric mean (:class:`galmorph.cnn.models.GeometricMean`)
+one learns every class equally often; the measures variant reads the measured
+morphology alone. They err on different galaxies, and their normalised
+geometric mean (:class:`galmorph.cnn.models.GeometricMean`)
 beat either alone on the held-out part of the training split
 (``bench/cnn_ensemble_select.py``, docs/cnn.md). The ensemble is an ordinary
 Keras model with an ordinary ``model.json``, so evaluation, test-time
@@ -80,9 +81,11 @@ def build_ensemble(
         }
     else:
         inputs = keras.Input(shape=first.input.shape[1:], name=first.input.name)
-    # Each member re-wrapped under its variant's name: both are "resnet" when trained.
+    # Each member re-wrapped under its variant's name (two CNNs are both "resnet" when
+    # trained), suffixed: the measures variant's name is also the name of an input.
     outputs = [
-        keras.Model(model.input, model.output, name=name)(inputs) for name, model in members.items()
+        keras.Model(model.input, model.output, name=f"{name}_network")(inputs)
+        for name, model in members.items()
     ]
     model = keras.Model(inputs, GeometricMean(name="geometric_mean")(outputs), name="ensemble")
     meta = {key: reference.get(key) for key in SHARED_KEYS}

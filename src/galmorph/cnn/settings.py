@@ -103,6 +103,37 @@ class TrainSettings:
         return None if self.augment is None else Augmentation(**self.augment)
 
 
+@dataclass(frozen=True)
+class MeasuresNetworkSettings:
+    """``cnn.measures_network``: the ``measures`` variant's dense networks
+    (:mod:`galmorph.cnn.measures_network`)."""
+
+    #: networks fitted with seeds seed, seed + 1, ...; their probabilities are averaged
+    members: int = 5
+    #: units of the one hidden layer
+    hidden: int = 64
+    learning_rate: float = 1.0e-3
+    batch_size: int = 200
+    #: epochs at most; each member stops when its validation loss has not improved ...
+    max_epochs: int = 300
+    #: ... for this many epochs, and keeps its best epoch
+    patience: int = 10
+
+    def __post_init__(self):
+        for name in ("members", "hidden", "batch_size", "max_epochs", "patience"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise InputDataError(
+                    f"cnn.measures_network.{name} is {value!r}; it must be a whole number >= 1"
+                )
+        rate = self.learning_rate
+        if isinstance(rate, bool) or not isinstance(rate, int | float) or not rate > 0:
+            raise InputDataError(
+                f"cnn.measures_network.learning_rate is {rate!r}; it must be a number > 0"
+            )
+        object.__setattr__(self, "learning_rate", float(rate))
+
+
 #: TrainSettings fields the workflow sets per variant or from elsewhere in the config,
 #: not copied from ``cnn.<field>``.
 DERIVED_FIELDS = (
