@@ -75,7 +75,7 @@ TINY_CONFIG: dict = {
         "gmm": {"n_components": 4, "max_iter": 100},
     },
     "cnn": {
-        "variants": ["unbalanced", "balanced", "ensemble"],
+        "variants": ["unbalanced", "balanced", "measures", "ensemble"],
         "crop": 48,
         "input_size": 40,
         "measure_crop": 48,
@@ -84,6 +84,7 @@ TINY_CONFIG: dict = {
         "early_stopping_patience": 1,
         "reduce_lr_patience": 1,
         "balanced": {"per_class": 4},
+        "measures_network": {"members": 2, "max_epochs": 5},
         # a shift on one trained variant, so that the decision rule's tests see one at work
         "prior_shift": {"unbalanced": 0.5, "balanced": 0.0, "ensemble": 0.0},
     },

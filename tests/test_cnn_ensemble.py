@@ -124,7 +124,8 @@ def test_the_workflows_ensemble_classifies_a_folder_as_its_two_networks_vote(
 ):
     """In the finished tiny run: the ensemble has its test metrics, and rule predict_folder
     gives every image of a folder the normalised geometric mean of what the unbalanced and
-    the balanced networks give it (one view, no shift: the vote is then exact)."""
+    the balanced networks and the measures variant give it (one view, no shift: the vote
+    is then exact)."""
     import json
 
     import pandas as pd
@@ -141,7 +142,7 @@ def test_the_workflows_ensemble_classifies_a_folder_as_its_two_networks_vote(
         "cnn": {"tta": {"rotations": 1, "mirror": False},
                 "prior_shift": {"unbalanced": 0.0, "balanced": 0.0, "ensemble": 0.0}},
     }))  # fmt: skip
-    variants = ("unbalanced", "balanced", "ensemble")
+    variants = ("unbalanced", "balanced", "measures", "ensemble")
     targets = [f"results/predict/{variant}/predictions.csv" for variant in variants]
     result = run_snakemake(
         run.workdir, "--configfile", run.configfile, str(overlay.relative_to(run.workdir)),
@@ -156,7 +157,7 @@ def test_the_workflows_ensemble_classifies_a_folder_as_its_two_networks_vote(
     assert len(tables["ensemble"]) == len(list(folder.glob("*.jpg"))) > 0
     for table in tables.values():
         assert table["id"].tolist() == tables["ensemble"]["id"].tolist()
-    logs = [np.log(np.clip(tables[v][columns].to_numpy(), 1e-7, 1.0)) for v in variants[:2]]
+    logs = [np.log(np.clip(tables[v][columns].to_numpy(), 1e-7, 1.0)) for v in variants[:3]]
     vote = np.exp(np.mean(logs, axis=0))
     vote /= vote.sum(axis=1, keepdims=True)
     np.testing.assert_allclose(tables["ensemble"][columns].to_numpy(), vote, atol=1e-5)

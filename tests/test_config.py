@@ -175,6 +175,19 @@ def test_an_ensemble_without_its_two_members_is_refused():
     config["cnn"]["variants"] = ["unbalanced", "ensemble"]
     message = error_of(config)
     assert "cnn.variants" in message and "balanced" in message and "ensemble" in message
+    config["cnn"]["variants"] = ["measures", "ensemble"]
+    assert "beside measures alone" in error_of(config)
+    config["cnn"]["variants"] = ["unbalanced", "measures", "ensemble"]
+    validate(config, SCHEMA)  # three trained variants: accepted
+
+
+def test_the_measures_variant_without_measures_is_refused():
+    config = default_config()
+    config["cnn"]["variants"] = ["measures"]
+    config["cnn"]["measure_crop"] = 0
+    assert "lists measures, but cnn.measure_crop is 0" in error_of(config)
+    config["cnn"]["measures_network"]["members"] = 0
+    assert "cnn.measures_network.members" in error_of(config)
 
 
 def test_a_prior_shift_for_an_unknown_variant_is_refused():

@@ -41,7 +41,7 @@ CHROMIUM_FLAGS = [
 STAGE_CATEGORIES = {"Demo", "Sample", "Images", "Reduction", "Clustering", "CNN"}
 METHODS = {"kmeans", "hierarchical", "hdbscan", "som", "gmm"}
 #: the CNN sections: the classifier variants and the vote-fraction network (on in the run)
-CLASSIFIER_VARIANTS = {"unbalanced", "balanced", "ensemble"}
+CLASSIFIER_VARIANTS = {"unbalanced", "balanced", "measures", "ensemble"}
 VARIANTS = CLASSIFIER_VARIANTS | {"votes"}
 assert "methods" not in TINY_CONFIG.get("clustering", {}), "the tiny run keeps every method"
 

@@ -22,7 +22,7 @@ _WILDCARDS = re.compile(r"^\s+wildcards: (.+)$", re.MULTILINE)
 SPLITS = ("train", "test")
 SHARD = "0000"  # the tiny run has one shard per split
 METHODS = ("kmeans", "hierarchical", "hdbscan", "som", "gmm")
-VARIANTS = ("unbalanced", "balanced")  # trained; the ensemble joins their networks
+VARIANTS = ("unbalanced", "balanced")  # the CNNs; the ensemble joins them and "measures"
 assert TINY_CONFIG["images"]["n_shards"] == 1
 
 
@@ -52,8 +52,14 @@ ENSEMBLE = {
     "attach_decision_rule[variant=ensemble]",
     "evaluate_cnn[variant=ensemble]",
 }
+MEASURES = {
+    "train_measures_network",
+    "attach_decision_rule[variant=measures]",
+    "evaluate_cnn[variant=measures]",
+}
 CNN = (
     {"balance_training_set", "cnn_summary"}
+    | MEASURES
     | jobs("train_cnn", "variant", VARIANTS)
     | jobs("attach_decision_rule", "variant", VARIANTS)
     | jobs("evaluate_cnn", "variant", VARIANTS)
@@ -122,7 +128,16 @@ def test_nothing_changed_schedules_nothing(finished_run):
             {"cluster[method=som]"} | SUMMARIES,
             id="another clustering parameter",
         ),
-        pytest.param({"cnn": {"epochs": 2}}, CNN - {"balance_training_set"}, id="cnn epochs"),
+        pytest.param(
+            {"cnn": {"epochs": 2}},
+            CNN - {"balance_training_set"} - MEASURES,
+            id="cnn epochs retrain the CNNs, not the measures variant",
+        ),
+        pytest.param(
+            {"cnn": {"measures_network": {"hidden": 8}}},
+            MEASURES | ENSEMBLE | {"cnn_summary"},
+            id="the measures networks touch their variant and the ensemble only",
+        ),
         pytest.param(
             {"cnn": {"balanced": {"per_class": 5}}},
             {"balance_training_set", "train_cnn[variant=balanced]"}
@@ -145,8 +160,8 @@ def test_nothing_changed_schedules_nothing(finished_run):
         ),
         pytest.param(
             {"cnn": {"tta": {"rotations": 2}}},
-            jobs("attach_decision_rule", "variant", (*VARIANTS, "ensemble"))
-            | jobs("evaluate_cnn", "variant", (*VARIANTS, "ensemble"))
+            jobs("attach_decision_rule", "variant", (*VARIANTS, "measures", "ensemble"))
+            | jobs("evaluate_cnn", "variant", (*VARIANTS, "measures", "ensemble"))
             | {"cnn_summary"},
             id="test-time views re-evaluate every variant and retrain none",
         ),
@@ -176,7 +191,7 @@ def test_config_edit_reruns_only_what_it_touches(finished_run, overrides, expect
     ("script", "expected"),
     [
         ("clustering_summary.py", {"clustering_summary", "cnn_summary"}),
-        ("train_cnn.py", jobs("train_cnn", "variant", VARIANTS) | (CNN - {"balance_training_set"})),
+        ("train_cnn.py", CNN - {"balance_training_set"} - MEASURES),
         ("fit_reduction.py", REDUCTION | CLUSTERING | {"cnn_summary"}),
     ],
 )
