@@ -2,14 +2,15 @@
 
     python bench/ensemble_from_probabilities.py A.npz B.npz [C.npz ...] [--shifts 0 0.2 ...]
 
-Each file is a ``--save-probabilities`` output of ``bench/cnn_select.py`` or
-``bench/cnn_ensemble_select.py`` for the same held-out part of the training split, or the
-same folds (``--folds``; the script checks that the labels agree): its test-time-averaged
-probabilities. The members are joined by the normalised geometric mean, as
-``galmorph.cnn.ensemble`` joins networks (here after the views are averaged, so the figures
-can differ from a built ensemble's in the third decimal), shifted towards the fitted rows'
-class mix by each power of ``--shifts``, and the power with the best macro-F1 (ties to the
-smaller) is printed with its scores, including the mergers' F1, beside each member alone.
+Each file is a ``--save-probabilities`` output of ``bench/cnn_select.py``,
+``bench/cnn_ensemble_select.py`` or ``bench/measures_network_select.py`` for the same
+held-out part of the training split, or the same folds (``--folds``; the script checks
+that the labels agree): its test-time-averaged probabilities. The members are joined by
+the normalised geometric mean, as ``galmorph.cnn.ensemble`` joins networks (here after the
+views are averaged, so the figures can differ from a built ensemble's in the third
+decimal), shifted towards the fitted rows' class mix by each power of ``--shifts``, and
+the power with the best macro-F1 (ties to the smaller) is printed with its scores,
+including the mergers' F1, beside each member alone.
 """
 
 from __future__ import annotations

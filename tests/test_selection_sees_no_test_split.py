@@ -1,6 +1,6 @@
 """Model selection never reads the test split: neither the workflow's training, balancing,
 k-fold and ensemble-joining jobs nor the tuning scripts (bench/cnn_select.py,
-bench/cnn_ensemble_select.py) open a test shard."""
+bench/cnn_ensemble_select.py, bench/measures_network_select.py) open a test shard."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from conftest import (
 from test_cnn_augment import NAMES, toy_images
 from test_cnn_balance import write_shard
 
-SELECTION_RULES = ("train_cnn", "balance_training_set", "cnn_kfold")
+SELECTION_RULES = ("train_cnn", "train_measures_network", "balance_training_set", "cnn_kfold")
 
 
 def planned_jobs(console: str) -> list[tuple[str, str]]:
@@ -53,7 +53,7 @@ def test_training_balancing_and_kfold_jobs_take_no_test_shard(tmp_path):
     assert len(joining) == 1 and ".h5" not in joining[0], joining
     assert sorted(joining[0].split(", ")) == sorted(
         f"results/cnn/{variant}/network.{ext}"
-        for variant in ("unbalanced", "balanced")
+        for variant in ("unbalanced", "balanced", "measures")
         for ext in ("keras", "json")
     )
     # the check can fail: the evaluation jobs do take the test shards
@@ -142,6 +142,32 @@ def test_the_k_fold_ensemble_selection_scores_every_training_galaxy_once(tmp_pat
     assert sorted(np.bincount(saved["fold"]).tolist()) == [15, 15]
     # each fold's fitted mix is the other fold's galaxies
     assert saved["fold_class_counts"].sum(axis=1).tolist() == [15, 15]
+    np.testing.assert_allclose(saved["proba"].sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_the_measures_network_selection_scores_the_same_folds(tmp_path, monkeypatch):
+    require_module("tensorflow")
+    sys.path.insert(0, str(REPO / "bench"))
+    import cnn_select
+    import measures_network_select
+
+    test_shard = toy_run(tmp_path)
+    opened = spy_on_h5_opens(monkeypatch)
+    table = measures_network_select.main([
+        str(tmp_path), "--folds", "2", "--members", "2", "--hidden", "8",
+        "--candidate", "resnet-96px-measures", "--save-probabilities", str(tmp_path / "held"),
+    ])  # fmt: skip
+    assert opened and Path(test_shard).resolve() not in opened
+    assert "test" not in {path.parent.name for path in opened}
+    assert table["variant"].tolist() == ["baseline: the majority class"] + ["measures"] * len(
+        measures_network_select.SHIFTS
+    )
+    saved = np.load(tmp_path / "held" / "measures.npz")
+    # the folds of cnn_select (and so of cnn_ensemble_select): the same galaxies, in order
+    _, index, parts = cnn_select.fold_splits(tmp_path, 2, 31)
+    held = np.concatenate([positions for _, positions in parts])
+    np.testing.assert_array_equal(saved["y_true"], index.labels[held])
+    np.testing.assert_array_equal(saved["fold"], np.repeat([0, 1], [len(p) for _, p in parts]))
     np.testing.assert_allclose(saved["proba"].sum(axis=1), 1.0, rtol=1e-5)
 
 
