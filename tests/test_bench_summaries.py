@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -237,3 +238,35 @@ def test_class_bias_selection_scores_its_biases_on_rows_they_were_not_fitted_on(
     biases = dict(item.split(": ") for item in entry.split(", "))
     assert float(biases.get("edge_on", 0)) - float(biases.get("elliptical", 0)) > 0
     assert biases.get("spiral_cw") == biases.get("spiral_acw")
+
+
+def _held_out(path, proba, y_true):
+    np.savez(path, y_true=np.asarray(y_true), proba=np.asarray(proba, dtype=float),
+             fold=np.zeros(len(y_true), int), fold_class_counts=np.array([[1, 1, 1]]),
+             class_names=np.array(["a", "b", "c"]))  # fmt: skip
+    return path
+
+
+def test_agreement_counts_unanimous_calls_against_the_label(tmp_path, capsys):
+    import held_out_agreement
+
+    y_true = [0, 1, 2, 0]
+    # galaxy 0: both right; 1: both call c (against b), sure; 2: they differ, the first right;
+    # 3: both say b (against a)
+    first = [[0.9, 0.05, 0.05], [0.05, 0.05, 0.9], [0.2, 0.2, 0.6], [0.3, 0.6, 0.1]]
+    second = [[0.8, 0.1, 0.1], [0.1, 0.1, 0.8], [0.6, 0.2, 0.2], [0.45, 0.55, 0.0]]
+    paths = [_held_out(tmp_path / "one.npz", first, y_true),
+             _held_out(tmp_path / "two.npz", second, y_true)]  # fmt: skip
+    found = held_out_agreement.main([str(p) for p in paths])
+    assert found["unanimous"] == 0.75 and found["against"] == 0.5 and found["one_right"] == 0.5
+    # galaxy 3's least sure member gives its call 0.55: under the 0.6 row, not galaxy 1
+    assert found["against_sure"][0.5] == 0.5 and found["against_sure"][0.6] == 0.25
+    assert found["against_sure"][0.9] == 0.0
+    assert found["pairs"] == {("b", "c"): 1, ("a", "b"): 1}
+    np.testing.assert_allclose(found["each_accuracy"], [0.5, 0.25])
+    assert "every member calls one class that is not the label |   0.500" in capsys.readouterr().out
+    # a shift towards the fitted mix (flat here) changes nothing; other galaxies are refused
+    assert held_out_agreement.main([*map(str, paths), "--shifts", "1", "1"])["against"] == 0.5
+    other = _held_out(tmp_path / "other.npz", first, [0, 1, 2, 1])
+    with pytest.raises(SystemExit, match="other held-out galaxies"):
+        held_out_agreement.main([str(paths[0]), str(other)])
